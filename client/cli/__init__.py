@@ -1,0 +1,1 @@
+"""Console scripts: thin fronts over the library."""
