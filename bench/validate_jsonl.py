@@ -6,7 +6,8 @@ Compares, on one generated ~100 MB chat JSONL and in one run (median of several)
 - together: the `together` package's `check_file` at version 2.14.0 (the `bench` extra).
 
 Each measurement runs in its own process so peak memory is its own
-(peak RSS minus the RSS once imports are done).
+(peak RSS minus the RSS once imports are done; "worker MB" is the largest RSS of a
+forked worker process, shared pages included, when the checker uses several).
 
     .venv/bin/python -m bench.validate_jsonl [--size-mb 100] [--repeat 5]
 """
@@ -62,7 +63,9 @@ start = time.perf_counter()
 ok = run()
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"ok": bool(ok), "seconds": seconds, "peak_mb": max(0, peak - base) / 1024}))
+child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"ok": bool(ok), "seconds": seconds, "peak_mb": max(0, peak - base) / 1024,
+                  "child_mb": child / 1024}))
 """
 
 
@@ -135,7 +138,9 @@ def main() -> int:
                 return 1
             results[name].append(result)
     print(f"\nfile: {size_mb:.1f} MB, median of {args.repeat} runs")
-    print(f"{'checker':<10} {'seconds':>8} {'MB/s':>8} {'peak MB':>8} {'vs ours':>8}")
+    print(
+        f"{'checker':<10} {'seconds':>8} {'MB/s':>8} {'peak MB':>8} {'worker MB':>9} {'vs ours':>8}"
+    )
     ours = statistics.median(r["seconds"] for r in results["ours"])
     for name, runs in results.items():
         seconds = statistics.median(r["seconds"] for r in runs)

@@ -38,3 +38,11 @@ class FindingLog:
 
     def __bool__(self) -> bool:
         return bool(self.counts)
+
+    def merge(self, other: "FindingLog") -> None:
+        """Adds another log's findings after this one's (a later part of the same file)."""
+        for finding in other.kept:
+            if sum(1 for kept in self.kept if kept.code == finding.code) < self.per_code:
+                self.kept.append(finding)
+        for code, count in other.counts.items():
+            self.counts[code] = self.counts.get(code, 0) + count

@@ -20,7 +20,7 @@ Line = bytes | LineTooLong
 
 
 def iter_line_blocks(
-    stream: BinaryIO, max_line_bytes: int, block_bytes: int = BLOCK_BYTES
+    stream: BinaryIO, max_line_bytes: int, block_bytes: int = BLOCK_BYTES, first_line: int = 1
 ) -> Iterator[tuple[int, list[Line]]]:
     """Yields (number of the first line, lines) for each block read.
 
@@ -28,7 +28,7 @@ def iter_line_blocks(
     A line that spans blocks is joined once complete, so memory stays at one block
     plus the longest line; a line over `max_line_bytes` is counted, not kept.
     """
-    next_line = 1
+    next_line = first_line
     pending: list[bytes] = []  # the start of a line that spans blocks
     pending_size = 0
     while block := stream.read(block_bytes):

@@ -77,7 +77,6 @@ class StatsAccumulator:
         self.assistant_tokens = 0
         self.over_context = 0
         self.first_line_of: dict[int, int] = {}
-        self.duplicates: list[tuple[int, int]] = []  # (line, first line), first few
         self.duplicate_count = 0
 
     def add(self, roles: list[str], chars: int, assistant_chars: int) -> int:
@@ -103,9 +102,6 @@ class StatsAccumulator:
         """Records an example's hash; returns the line it repeats, if any."""
         first = self.first_line_of.get(digest)
         if first is not None:
-            self.duplicate_count += 1
-            if len(self.duplicates) < 5:
-                self.duplicates.append((line, first))
             return first
         if len(self.first_line_of) < DUPLICATE_TRACKING_LIMIT:
             self.first_line_of[digest] = line

@@ -6,18 +6,24 @@ it rejects goes through the careful checks (`examples.py`), which decide and exp
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from itertools import compress
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
+from client.validation import parallel
 from client.validation.examples import check_example, detect_format
 from client.validation.fast import DECODERS, REJECTED
 from client.validation.findings import FindingLog
 from client.validation.lines import BOM, Line, LineTooLong, iter_line_blocks
 from client.validation.report import ValidationReport
-from client.validation.stats import TEMPLATE_TOKENS_PER_MESSAGE, StatsAccumulator
+from client.validation.stats import (
+    DUPLICATE_TRACKING_LIMIT,
+    TEMPLATE_TOKENS_PER_MESSAGE,
+    StatsAccumulator,
+)
 
 # Nebius does not state a dataset size limit in its public docs that we could find;
 # 5 GiB is a conservative default, configurable per call and with `--max-bytes`.
@@ -45,22 +51,34 @@ def validate_file(
     max_bytes: int = DEFAULT_MAX_BYTES,
     context_length: int = DEFAULT_CONTEXT_LENGTH,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    workers: int | None = None,
 ) -> ValidationReport:
     """Validates a dataset file and gathers its statistics.
 
     Never raises for bad data: every problem is a finding in the report. Raises
     `DatasetUnreadable` only when a file cannot be opened.
+
+    `workers`: processes for a large file (None: one per core when the file is large
+    and this process has a single thread, since forking a threaded process is unsafe).
     """
-    training = _FileCheck(path, role, max_bytes, context_length, max_line_bytes)
+    training = _FileCheck(path, role, max_bytes, context_length, max_line_bytes, workers)
     report = training.run(expect_validation=validation_file is not None)
     if validation_file is not None:
         checker = _FileCheck(
-            validation_file, "validation", max_bytes, context_length, max_line_bytes
+            validation_file, "validation", max_bytes, context_length, max_line_bytes, workers
         )
         checker.training_lines = training.stats.first_line_of
         report.validation = checker.run(expect_validation=True)
         report.stats.validation_overlap = report.validation.stats.validation_overlap
     return report
+
+
+def _worker_count(requested: int | None, size: int) -> int:
+    if requested is not None:
+        return max(1, requested)
+    if size < parallel.MIN_BYTES or threading.active_count() > 1:
+        return 1
+    return len(os.sched_getaffinity(0))
 
 
 class _FileCheck:
@@ -71,8 +89,10 @@ class _FileCheck:
         max_bytes: int,
         context_length: int,
         max_line_bytes: int,
+        workers: int | None = None,
     ) -> None:
         self.path = Path(path)
+        self.workers = workers
         self.role = role
         self.max_bytes = max_bytes
         self.max_line_bytes = max_line_bytes
@@ -98,18 +118,11 @@ class _FileCheck:
                 "file_too_large",
                 f"the file is {size:,} bytes; the limit is {self.max_bytes:,} bytes",
             )
+        workers = _worker_count(self.workers, size)
         with stream:
             try:
-                for first, lines in iter_line_blocks(stream, self.max_line_bytes):
-                    if first == 1 and isinstance(lines[0], bytes) and lines[0].startswith(BOM):
-                        self.errors.add(
-                            "bom",
-                            "the file starts with a UTF-8 byte order mark (BOM); "
-                            "save it as UTF-8 without BOM",
-                            1,
-                        )
-                        lines[0] = lines[0][len(BOM) :]
-                    self._check_block(first, lines)
+                if workers < 2 or not parallel.scan(self, workers, size):
+                    self.scan(stream)
             except OSError as error:
                 raise DatasetUnreadable(f"cannot read {self.path}: {error}") from None
         self._file_level_findings(expect_validation)
@@ -129,12 +142,64 @@ class _FileCheck:
             stats=stats,
         )
 
-    def _check_block(self, first: int, lines: list[Line]) -> None:
+    def fresh(self) -> "_FileCheck":
+        """A checker with the same settings and nothing seen yet."""
+        other = _FileCheck(
+            self.path,
+            self.role,
+            self.max_bytes,
+            self.stats.context_length,
+            self.max_line_bytes,
+            self.workers,
+        )
+        other.training_lines = self.training_lines
+        return other
+
+    def scan(self, stream: BinaryIO, first_line: int = 1) -> None:
+        """Checks every line of the stream, numbering them from `first_line`."""
+        for first, lines in iter_line_blocks(stream, self.max_line_bytes, first_line=first_line):
+            if first == 1 and isinstance(lines[0], bytes) and lines[0].startswith(BOM):
+                self.errors.add(
+                    "bom",
+                    "the file starts with a UTF-8 byte order mark (BOM); "
+                    "save it as UTF-8 without BOM",
+                    1,
+                )
+                lines[0] = lines[0][len(BOM) :]
+            self.check_block(first, lines)
+
+    def absorb(self, part: "_FileCheck") -> None:
+        """Takes in what a checker of the next part of the same file found."""
+        if self.format is None:
+            self.format, self.format_line = part.format, part.format_line
+        self.errors.merge(part.errors)
+        self.warnings.merge(part.warnings)
+        mine, theirs = self.stats, part.stats
+        mine.examples += theirs.examples
+        mine.blank_lines += theirs.blank_lines
+        mine.role_counts.update(theirs.role_counts)
+        mine.messages_hist.update(theirs.messages_hist)
+        mine.tokens_hist.update(theirs.tokens_hist)
+        mine.total_tokens += theirs.total_tokens
+        mine.assistant_tokens += theirs.assistant_tokens
+        mine.over_context += theirs.over_context
+        mine.duplicate_count += theirs.duplicate_count
+        self.overlap += part.overlap
+        # Examples the chunk saw first may repeat ones from earlier chunks.
+        for digest, line in theirs.first_line_of.items():
+            repeated = mine.see(digest, line)
+            if repeated is not None:
+                self._repeated(line, repeated)
+
+    def check_block(self, first: int, lines: list[Line]) -> None:
         """The hot loop: plainly valid lines never leave it, and cost a few C calls."""
         decode = self.decode
         fmt = self.format
         stats = self.stats
         context_length = stats.context_length
+        first_line_of = stats.first_line_of
+        first_line_get = first_line_of.get
+        training_lines = self.training_lines
         block_roles: list[str] = []
         block_messages: list[int] = []
         block_tokens: list[int] = []
@@ -184,29 +249,48 @@ class _FileCheck:
             block_messages.append(count)
             block_tokens.append(tokens)
             assistant_tokens += (assistant_chars + 3) // 4
-            self._after_valid(number, raw, tokens, context_length)  # type: ignore[arg-type]
+            if tokens > context_length:
+                self._too_many_tokens(number, tokens)
+            # CRLF files and LF files hold the same examples.
+            digest = hash(raw[:-1] if raw.endswith(b"\r") else raw)  # type: ignore[union-attr]
+            seen_on = first_line_get(digest)
+            if seen_on is None:
+                if len(first_line_of) < DUPLICATE_TRACKING_LIMIT:
+                    first_line_of[digest] = number
+            else:
+                self._repeated(number, seen_on)
+            if training_lines is not None and digest in training_lines:
+                self._in_training(number, training_lines[digest])
         stats.add_batch(block_roles, block_messages, block_tokens, assistant_tokens)
 
-    def _after_valid(self, number: int, raw: bytes, tokens: int, context_length: int) -> None:
-        if tokens > context_length:
-            self.warnings.add(
-                "too_long",
-                f"about {tokens:,} tokens, over the context length of "
-                f"{context_length:,}: it will be truncated or dropped",
-                number,
-            )
-        # CRLF files and LF files hold the same examples.
+    def _after_valid(self, number: int, raw: bytes, tokens: int) -> None:
+        """What the hot loop does inline for each valid example, for the careful path."""
+        if tokens > self.stats.context_length:
+            self._too_many_tokens(number, tokens)
         digest = hash(raw[:-1] if raw.endswith(b"\r") else raw)
-        repeated = self.stats.see(digest, number)
-        if repeated is not None:
-            self.warnings.add("duplicate", f"repeats the example on line {repeated}", number)
+        seen_on = self.stats.see(digest, number)
+        if seen_on is not None:
+            self._repeated(number, seen_on)
         if self.training_lines is not None and digest in self.training_lines:
-            self.overlap += 1
-            self.warnings.add(
-                "validation_overlap",
-                f"also in the training file (line {self.training_lines[digest]})",
-                number,
-            )
+            self._in_training(number, self.training_lines[digest])
+
+    def _too_many_tokens(self, number: int, tokens: int) -> None:
+        self.warnings.add(
+            "too_long",
+            f"about {tokens:,} tokens, over the context length of "
+            f"{self.stats.context_length:,}: it will be truncated or dropped",
+            number,
+        )
+
+    def _repeated(self, number: int, first: int) -> None:
+        self.stats.duplicate_count += 1
+        self.warnings.add("duplicate", f"repeats the example on line {first}", number)
+
+    def _in_training(self, number: int, training_line: int) -> None:
+        self.overlap += 1
+        self.warnings.add(
+            "validation_overlap", f"also in the training file (line {training_line})", number
+        )
 
     def _too_long(self, number: int, line: LineTooLong) -> None:
         self.errors.add(
@@ -269,7 +353,7 @@ class _FileCheck:
         measured = check_example(obj, self.format, number, self.errors)
         if measured is not None:
             tokens = self.stats.add(measured.roles, measured.chars, measured.assistant_chars)
-            self._after_valid(number, raw, tokens, self.stats.context_length)
+            self._after_valid(number, raw, tokens)
 
     def _file_level_findings(self, expect_validation: bool) -> None:
         examples = self.stats.examples
