@@ -1,0 +1,33 @@
+"""Every timeout, retry and polling constant of the client, in one place."""
+
+DEFAULT_BASE_URL = "https://api.tokenfactory.nebius.com/v1/"
+
+# Connect fast, but let large uploads and slow list calls take their time.
+DEFAULT_TIMEOUT_S = 60.0
+CONNECT_TIMEOUT_S = 10.0
+
+# Retries for 429, 5xx and connection failures: exponential backoff with jitter, bounded.
+DEFAULT_MAX_RETRIES = 4
+RETRY_BASE_DELAY_S = 0.5
+RETRY_MAX_DELAY_S = 30.0
+# A Retry-After larger than this is capped: a caller would rather see the error than hang.
+RETRY_AFTER_CAP_S = 120.0
+
+# Waiting for an uploaded file to be processed.
+FILE_WAIT_TIMEOUT_S = 600.0
+FILE_POLL_INITIAL_S = 1.0
+FILE_POLL_FACTOR = 1.5
+FILE_POLL_MAX_S = 15.0
+JITTER_FRACTION = 0.2
+
+# After a create-job call failed in a way that may have created the job, a job created this
+# many seconds before the attempt still counts as "ours" (clock skew between us and Nebius).
+CREATE_DEDUPE_SKEW_S = 120.0
+CREATE_DEDUPE_SCAN_LIMIT = 50
+
+# Streaming transfers.
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+
+DEFAULT_EVENTS_PAGE = 100
+DEFAULT_JOBS_PAGE = 20

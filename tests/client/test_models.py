@@ -1,0 +1,52 @@
+"""Response objects accept unknown fields and missing optional ones."""
+
+from client import Checkpoint, FileObject, Job, clean_filename
+
+
+def test_job_accepts_unknown_and_missing_fields() -> None:
+    job = Job.model_validate({"id": "ftjob-1", "status": "running", "organization_id": "org"})
+    assert job.model is None and job.result_files == []
+    assert job.model_extra == {"organization_id": "org"}
+    assert not job.is_terminal
+
+
+def test_terminal_statuses() -> None:
+    for status in ("succeeded", "failed", "cancelled"):
+        assert Job(id="j", status=status).is_terminal
+    for status in ("validating_files", "queued", "running"):
+        assert not Job(id="j", status=status).is_terminal
+
+
+def test_job_progress_from_steps() -> None:
+    assert Job(id="j", trained_steps=25, total_steps=100).progress == 0.25
+    assert Job(id="j").progress is None
+
+
+def test_job_error_object() -> None:
+    job = Job.model_validate(
+        {"id": "j", "status": "failed", "error": {"code": "bad", "message": "oops", "param": None}}
+    )
+    assert job.error is not None and job.error.message == "oops"
+
+
+def test_file_status_readiness() -> None:
+    assert FileObject(id="f", status="processed").is_ready
+    assert FileObject(id="f").is_ready  # no status given: usable
+    assert not FileObject(id="f", status="uploaded").is_ready
+    assert FileObject(id="f", status="error").is_failed
+
+
+def test_clean_filename_strips_path_prefix_and_never_traverses() -> None:
+    assert clean_filename("checkpoints/step-10/adapter_model.safetensors") == (
+        "adapter_model.safetensors"
+    )
+    assert clean_filename("a\\b\\c.bin") == "c.bin"
+    assert clean_filename("../../etc/passwd") == "passwd"
+    assert clean_filename("..", fallback="file-1") == "file-1"
+    assert clean_filename(None, fallback="file-1") == "file-1"
+    assert FileObject(id="file-9", filename="out/x/model.gguf").clean_filename == "model.gguf"
+
+
+def test_checkpoint_defaults() -> None:
+    cp = Checkpoint.model_validate({"id": "cp", "step_number": 3, "extra": 1})
+    assert cp.metrics == {} and cp.result_files == []
