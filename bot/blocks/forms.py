@@ -1,0 +1,184 @@
+"""The create-job modal: model, training and validation files, and every hyperparameter."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.blocks.ids import Views
+from bot.store import Upload
+from client import Hyperparameters, Model
+from client.hyperparameters import RANGES, describe_range
+
+NO_VALIDATION = "none"
+# (block id, label) of the Advanced section, in the order people look for them.
+ADVANCED = [
+    ("n_epochs", "Epochs"),
+    ("batch_size", "Batch size"),
+    ("learning_rate", "Learning rate"),
+    ("warmup_ratio", "Warmup ratio"),
+    ("weight_decay", "Weight decay"),
+    ("max_grad_norm", "Max gradient norm"),
+    ("context_length", "Context length"),
+    ("packing", "Packing"),
+    ("lora", "LoRA"),
+    ("lora_r", "LoRA rank (r)"),
+    ("lora_alpha", "LoRA alpha"),
+    ("lora_dropout", "LoRA dropout"),
+]
+BOOLEANS = {"packing", "lora"}
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text[:75]}
+
+
+def _option(label: str, value: str) -> dict[str, Any]:
+    return {"text": _text(label), "value": value}
+
+
+def _select(
+    block_id: str,
+    label: str,
+    options: list[dict[str, Any]],
+    initial: str | None,
+    *,
+    optional: bool = False,
+    hint: str | None = None,
+) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "static_select", "action_id": "value", "options": options}
+    chosen = [o for o in options if o["value"] == initial]
+    if chosen:
+        element["initial_option"] = chosen[0]
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": block_id,
+        "label": _text(label),
+        "element": element,
+        "optional": optional,
+    }
+    if hint:
+        block["hint"] = _text(hint)
+    return block
+
+
+def _input(
+    block_id: str,
+    label: str,
+    initial: str | None,
+    *,
+    optional: bool = True,
+    hint: str | None = None,
+) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "plain_text_input", "action_id": "value"}
+    if initial is not None:
+        element["initial_value"] = initial
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": block_id,
+        "label": _text(label),
+        "element": element,
+        "optional": optional,
+    }
+    if hint:
+        block["hint"] = _text(hint)
+    return block
+
+
+def _upload_option(upload: Upload) -> dict[str, Any]:
+    mark = "" if upload.valid else " (has errors)"
+    return _option(f"{upload.name}{mark}", upload.slack_file_id)
+
+
+def create_job_view(
+    *,
+    channel: str,
+    models: list[Model],
+    uploads: list[Upload],
+    training: str | None = None,
+    validation: str | None = None,
+) -> dict[str, Any]:
+    """The modal; `uploads` come valid first, and `private_metadata` remembers the channel."""
+    defaults = Hyperparameters()
+    blocks: list[dict[str, Any]] = []
+    if models:
+        model_options = [_option(m.id, m.id) for m in sorted(models, key=lambda m: m.id)][:100]
+        blocks.append(_select("model", "Model", model_options, None))
+    else:
+        blocks.append(_input("model", "Model", None, optional=False, hint="A Nebius model id"))
+    file_options = [_upload_option(u) for u in uploads][:100]
+    if file_options:
+        blocks.append(_select("training", "Training file", file_options, training))
+    else:
+        blocks.append(
+            {
+                "type": "section",
+                "block_id": "no_files",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": ":warning: No checked .jsonl uploads in this channel yet: "
+                    "share one here first, then open this form again.",
+                },
+            }
+        )
+    validation_options = [_option("No validation file", NO_VALIDATION), *file_options][:100]
+    blocks.append(
+        _select(
+            "validation",
+            "Validation file",
+            validation_options,
+            validation or NO_VALIDATION,
+            optional=True,
+        )
+    )
+    blocks.append({"type": "header", "text": _text("Advanced")})
+    for name, label in ADVANCED:
+        value = getattr(defaults, name)
+        if name in BOOLEANS:
+            options = [_option("on", "true"), _option("off", "false")]
+            blocks.append(_select(name, label, options, "true" if value else "false"))
+        else:
+            hint = f"Allowed: {describe_range(name)}" if name in RANGES else None
+            blocks.append(
+                _input(
+                    name, label, f"{value:g}" if isinstance(value, float) else str(value), hint=hint
+                )
+            )
+    blocks.append(_input("seed", "Seed", None, hint="A whole number, for reproducible runs"))
+    blocks.append(_input("suffix", "Suffix", None, hint="Added to the fine-tuned model's name"))
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": "W&B logging uses the bot's own configuration; "
+                    "never type keys into Slack.",
+                }
+            ],
+        }
+    )
+    return {
+        "type": "modal",
+        "callback_id": Views.CREATE_JOB,
+        "title": _text("Fine-tune a model"),
+        "submit": _text("Start job"),
+        "close": _text("Cancel"),
+        "private_metadata": json.dumps({"channel": channel}),
+        "blocks": blocks,
+    }
+
+
+def form_options(values: dict[str, dict[str, dict[str, Any]]]) -> dict[str, str]:
+    """Slack's `view.state.values` -> the same name=value options `/finetune create` takes."""
+    options: dict[str, str] = {}
+    for block_id, actions in values.items():
+        state = actions.get("value") or next(iter(actions.values()), {})
+        selected = state.get("selected_option")
+        value = selected.get("value") if selected else state.get("value")
+        if value is None or str(value).strip() == "":
+            continue
+        options[block_id] = str(value).strip()
+    if options.get("validation") == NO_VALIDATION:
+        del options["validation"]
+    return options

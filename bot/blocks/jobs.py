@@ -1,0 +1,271 @@
+"""Messages about Nebius jobs: the card, lists, events, checkpoints, models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.blocks.common import actions, button, code_block, context, section
+from bot.blocks.ids import Actions
+from bot.chat import Message
+from client import Checkpoint, Event, Job, Model
+
+STATUS_ICONS = {
+    "validating_files": ":mag:",
+    "queued": ":hourglass:",
+    "running": ":gear:",
+    "succeeded": ":white_check_mark:",
+    "failed": ":x:",
+    "cancelled": ":no_entry_sign:",
+}
+KEY_HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate", "lora", "context_length")
+
+
+def when(timestamp: int | None) -> str:
+    if not timestamp:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def status_text(status: str) -> str:
+    return f"{STATUS_ICONS.get(status, ':grey_question:')} {status}"
+
+
+def _progress(job: Job) -> str:
+    if job.trained_steps is None or not job.total_steps:
+        return "-"
+    text = f"step {job.trained_steps:,} of {job.total_steps:,} ({job.progress or 0:.0%})"
+    if job.estimated_finish and not job.is_terminal:
+        text += f", ETA {when(job.estimated_finish)}"
+    return text
+
+
+CANCEL_CONFIRM = {
+    "title": {"type": "plain_text", "text": "Cancel this job?"},
+    "text": {"type": "mrkdwn", "text": "The job stops and cannot be resumed."},
+    "confirm": {"type": "plain_text", "text": "Cancel job"},
+    "deny": {"type": "plain_text", "text": "Keep running"},
+}
+
+
+def job_card_message(job: Job) -> Message:
+    """The job card: the latest state of one job, with its buttons."""
+    hp = job.hyperparameters or {}
+    params = ", ".join(f"{k}={hp[k]}" for k in KEY_HYPERPARAMETERS if k in hp) or "defaults"
+    files = f"training `{job.training_file or '-'}`"
+    if job.validation_file:
+        files += f", validation `{job.validation_file}`"
+    fields = [
+        f"*Status:* {status_text(job.status)}",
+        f"*Model:* `{job.model or '-'}`",
+        f"*Files:* {files}",
+        f"*Hyperparameters:* {params}",
+        f"*Progress:* {_progress(job)}",
+        f"*Created:* {when(job.created_at)}   *Finished:* {when(job.finished_at)}",
+    ]
+    if job.fine_tuned_model:
+        fields.append(f"*Fine-tuned model:* `{job.fine_tuned_model}`")
+    if job.error and (job.error.message or job.error.code):
+        fields.append(f"*Error:* {job.error.message or job.error.code}")
+    blocks: list[dict[str, Any]] = [section(f"*Fine-tuning job `{job.id}`*\n" + "\n".join(fields))]
+    buttons = [button("Refresh", Actions.REFRESH_JOB, job.id)]
+    if not job.is_terminal:
+        buttons.append(
+            button(
+                "Cancel",
+                Actions.CANCEL_JOB,
+                job.id,
+                style="danger",
+                confirm=CANCEL_CONFIRM,
+            )
+        )
+    blocks.append(actions(*buttons))
+    text = f"Job {job.id}: {job.status} ({job.model or 'model unknown'})"
+    return Message(text=text, blocks=blocks, metadata={"job_id": job.id, "kind": "card"})
+
+
+def jobs_list_message(jobs: list[Job], *, has_more: bool) -> Message:
+    if not jobs:
+        text = "No fine-tuning jobs yet. Start one with `/finetune create`."
+        return Message(text=text, blocks=[section(text)])
+    lines = [
+        f"{status_text(j.status)}  `{j.id}`  {j.model or '-'}  {when(j.created_at)}" for j in jobs
+    ]
+    blocks = [section("*Recent fine-tuning jobs*\n" + "\n".join(lines))]
+    if has_more:
+        blocks.append(context("Only the most recent jobs are shown."))
+    return Message(text=f"{len(jobs)} recent jobs", blocks=blocks)
+
+
+def events_message(job_id: str, events: list[Event]) -> Message:
+    """Events oldest first, as they happened."""
+    if not events:
+        text = f"Job `{job_id}` has no events yet."
+        return Message(text=text, blocks=[section(text)])
+    lines = [f"{when(e.created_at)}  {(e.level or 'info').upper():<7} {e.message}" for e in events]
+    return Message(
+        text=f"{len(events)} events of job {job_id}",
+        blocks=[section(f"*Events of `{job_id}`*"), code_block("\n".join(lines))],
+    )
+
+
+def _metrics(metrics: dict[str, Any]) -> str:
+    parts = []
+    for key, value in metrics.items():
+        parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
+    return ", ".join(parts) or "no metrics"
+
+
+def checkpoints_message(job_id: str, checkpoints: list[Checkpoint]) -> Message:
+    if not checkpoints:
+        text = f"Job `{job_id}` has no checkpoints yet."
+        return Message(text=text, blocks=[section(text)])
+    blocks: list[dict[str, Any]] = [section(f"*Checkpoints of `{job_id}`*")]
+    for cp in checkpoints:
+        files = len(cp.result_files)
+        blocks.append(
+            section(
+                f"*Step {cp.step_number:,}* `{cp.id}`: {_metrics(cp.metrics)} "
+                f"({files} {'file' if files == 1 else 'files'})"
+            )
+        )
+    return Message(text=f"{len(checkpoints)} checkpoints of job {job_id}", blocks=blocks)
+
+
+def models_message(models: list[Model]) -> Message:
+    if not models:
+        text = "Nebius lists no models for this key."
+        return Message(text=text, blocks=[section(text)])
+    names = sorted(m.id for m in models)
+    return Message(
+        text=f"{len(names)} models",
+        blocks=[
+            section(f"*Models you can fine-tune* ({len(names)})"),
+            code_block("\n".join(names)),
+        ],
+    )
+
+
+def cancel_confirm_message(job: Job) -> Message:
+    """`/finetune cancel JOB` asks first: the button opens Slack's confirmation dialog."""
+    if job.is_terminal:
+        text = f"Job `{job.id}` has already ended ({status_text(job.status)}); nothing to cancel."
+        return Message(text=text, blocks=[section(text)])
+    text = f"Cancel job `{job.id}` ({status_text(job.status)}, `{job.model or '-'}`)?"
+    button_ = button(
+        "Cancel job", Actions.CANCEL_JOB, job.id, style="danger", confirm=CANCEL_CONFIRM
+    )
+    return Message(text=text, blocks=[section(text), actions(button_)])
+
+
+def cancelled_message(job: Job, user: str) -> Message:
+    text = f"<@{user}> asked Nebius to cancel job `{job.id}`; its status is now {job.status}."
+    return Message(text=text, blocks=[section(text)])
+
+
+def job_starting_message(plan: Any, user: str) -> Message:
+    """The thread's parent until the job exists; then it becomes the job card."""
+    files = f"`{plan.training.name}`"
+    if plan.validation is not None:
+        files += f" (validation `{plan.validation.name}`)"
+    text = f":rocket: <@{user}> is starting a fine-tuning job: `{plan.model}` on {files}."
+    return Message(text=text, blocks=[section(text)])
+
+
+def job_step_message(text: str) -> Message:
+    return Message(text=text, blocks=[context(f":hourglass_flowing_sand: {text}")])
+
+
+def job_start_failed_message(problem: str, hint: str | None) -> Message:
+    text = f":x: The job could not be started: {problem}"
+    blocks = [section(text)]
+    if hint:
+        blocks.append(context(f":bulb: {hint}"))
+    return Message(text=text + (f"\n{hint}" if hint else ""), blocks=blocks)
+
+
+def already_started_message(job_id: str | None) -> Message:
+    if job_id:
+        text = f"This request already started job `{job_id}`; see its thread."
+    else:
+        text = "This request is already being started; its thread shows the progress."
+    return Message(text=text, blocks=[section(text)])
+
+
+def job_events_reply(job_id: str, events: list[Event]) -> Message:
+    """New events, oldest first, as one reply; the metadata records the last one posted."""
+    lines = [f"{when(e.created_at)}  {e.message}" for e in events]
+    if len(events) == 1:
+        text = f"{events[0].message}"
+        blocks = [context(f"`{when(events[0].created_at)}` {events[0].message}")]
+    else:
+        text = f"{len(events)} new events"
+        blocks = [code_block("\n".join(lines))]
+    return Message(
+        text=text,
+        blocks=blocks,
+        metadata={"job_id": job_id, "kind": "events", "last_event_id": events[-1].id},
+    )
+
+
+def job_gone_message(job_id: str) -> Message:
+    text = (
+        f":grey_question: Job `{job_id}` no longer exists on Nebius (deleted, or another "
+        "account's key); this thread stops following it."
+    )
+    return Message(text=text, blocks=[section(text)], metadata={"job_id": job_id, "kind": "card"})
+
+
+def job_summary_message(job: Job, checkpoints: list[Checkpoint], user: str | None) -> Message:
+    """The end of a job: outcome, checkpoints with metrics and Download buttons, a mention."""
+    who = f"<@{user}> " if user else ""
+    if job.status == "succeeded":
+        head = f":white_check_mark: {who}job `{job.id}` succeeded."
+        if job.fine_tuned_model:
+            head += f" Model: `{job.fine_tuned_model}`."
+    elif job.status == "failed":
+        reason = (job.error.message or job.error.code) if job.error else None
+        head = f":x: {who}job `{job.id}` failed" + (f": {reason}" if reason else ".")
+    else:
+        head = f":no_entry_sign: {who}job `{job.id}` was {job.status}."
+    blocks: list[dict[str, Any]] = [section(head)]
+    for cp in checkpoints[-10:]:
+        blocks.append(
+            {
+                **section(f"*Step {cp.step_number:,}* `{cp.id}`: {_metrics(cp.metrics)}"),
+                "accessory": button("Download", Actions.DOWNLOAD_CHECKPOINT, f"{job.id}:{cp.id}"),
+            }
+        )
+    if len(checkpoints) > 10:
+        blocks.append(
+            context(
+                f"{len(checkpoints) - 10} earlier checkpoints: `/finetune checkpoints {job.id}`"
+            )
+        )
+    return Message(text=head, blocks=blocks, metadata={"job_id": job.id, "kind": "summary"})
+
+
+def download_too_large_message(job_id: str, checkpoint_id: str, name: str, size: int) -> Message:
+    text = (
+        f":package: `{name}` ({size / (1024**3):.1f} GB) is over Slack's 1 GB file limit. "
+        f"Fetch it outside Slack: `finetune download {job_id} --checkpoint {checkpoint_id}`"
+    )
+    return Message(text=text, blocks=[section(text)])
+
+
+def watching_message(job: Job, user: str) -> Message:
+    text = f":eyes: <@{user}> asked me to follow job `{job.id}` here."
+    return Message(text=text, blocks=[section(text)])
+
+
+def already_watching_message(job_id: str, channel: str, thread_ts: str) -> Message:
+    text = f"Job `{job_id}` is already followed in <#{channel}> (thread {thread_ts})."
+    return Message(text=text, blocks=[section(text)])
+
+
+def checkpoint_files_message(job_id: str, checkpoint: Checkpoint, user: str) -> Message:
+    text = (
+        f":package: <@{user}> asked for the files of checkpoint `{checkpoint.id}` "
+        f"(step {checkpoint.step_number:,}) of job `{job_id}`."
+    )
+    return Message(text=text, blocks=[section(text)])

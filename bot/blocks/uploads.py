@@ -1,0 +1,72 @@
+"""Messages about a shared JSONL file: progress, the validation report, problems."""
+
+from typing import Any
+
+from bot.blocks.common import actions, button, code_block, context, human_size, section
+from bot.blocks.ids import Actions
+from bot.chat import Message
+from client.validation import ValidationReport, render_report
+
+FORMAT_NAMES = {"chat": "chat", "prompt_completion": "prompt/completion", "text": "text"}
+
+
+def download_progress_message(name: str, done: int, total: int | None, stage: str) -> Message:
+    """One message updated in place while a large file is fetched and checked."""
+    if stage == "validating":
+        text = f":hourglass_flowing_sand: Checking `{name}` ({human_size(done)})…"
+    elif total:
+        pct = min(100, int(done * 100 / total))
+        text = (
+            f":inbox_tray: Downloading `{name}`: {pct}% ({human_size(done)} of {human_size(total)})"
+        )
+    else:
+        text = f":inbox_tray: Downloading `{name}`: {human_size(done)}"
+    return Message(text=text, blocks=[section(text)])
+
+
+def upload_report(
+    slack_file_id: str, report_data: dict[str, Any], *, reused: bool = False
+) -> Message:
+    """The report in the file's thread, with the buttons when the file can be used."""
+    report = ValidationReport.model_validate(report_data)
+    name = report.filename
+    fmt = FORMAT_NAMES.get(report.format or "", "not recognised")
+    stats = report.stats
+    if report.valid:
+        headline = (
+            f":white_check_mark: `{name}` is a valid {fmt} dataset: "
+            f"{stats.examples:,} examples, about {stats.tokens.total:,} tokens."
+        )
+    else:
+        headline = (
+            f":x: `{name}` has {report.error_total:,} "
+            f"{'error' if report.error_total == 1 else 'errors'} (format: {fmt}); "
+            "fix them and upload the file again."
+        )
+    warn_total = sum(report.warning_counts.values())
+    if warn_total:
+        headline += f" {warn_total:,} {'warning' if warn_total == 1 else 'warnings'}."
+    blocks: list[dict[str, Any]] = [section(headline), code_block(render_report(report))]
+    if reused:
+        blocks.append(context("Same content as an earlier upload: its report is shown again."))
+    if report.valid:
+        blocks.append(
+            actions(
+                button(
+                    "Fine-tune with this file",
+                    Actions.FINETUNE_WITH_FILE,
+                    slack_file_id,
+                    style="primary",
+                ),
+                button("Use as validation file", Actions.USE_AS_VALIDATION, slack_file_id),
+            )
+        )
+    return Message(text=headline, blocks=blocks)
+
+
+def upload_problem_message(name: str, problem: str, hint: str | None = None) -> Message:
+    text = f":warning: Could not check `{name}`: {problem}"
+    blocks = [section(text)]
+    if hint:
+        blocks.append(context(f":bulb: {hint}"))
+    return Message(text=text + (f"\n{hint}" if hint else ""), blocks=blocks)

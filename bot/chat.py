@@ -1,0 +1,112 @@
+"""The one small interface the core talks to chat through.
+
+The Slack adapter (`bot.slack.chat.SlackChat`) implements it over the Web API; the console
+adapter implements it over a terminal. The core never imports `slack_bolt` or `slack_sdk`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+# Awaited after each chunk with (bytes so far, total or None).
+ProgressCallback = Callable[[int, int | None], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a message says: plain `text` (notifications, fallbacks) and Block Kit `blocks`.
+
+    Built only in `bot.blocks`. `metadata` travels with the message (Slack message metadata)
+    so the bot can reconcile with the thread after a crash.
+    """
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Where a posted message lives; `ts` is its id within the channel."""
+
+    channel: str
+    ts: str
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    """A file someone shared into a channel, as the core needs to know it."""
+
+    id: str
+    name: str
+    channel: str
+    message_ts: str | None
+    user: str | None
+    size: int | None = None
+    download_url: str | None = None
+
+    @property
+    def is_jsonl(self) -> bool:
+        return self.name.lower().endswith(".jsonl")
+
+
+class ChatError(Exception):
+    """A chat operation failed; `message` is safe to show to a person."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class FileTooLarge(ChatError):
+    pass
+
+
+class Chat(Protocol):
+    async def post(
+        self, channel: str, message: Message, *, thread_ts: str | None = None
+    ) -> MessageRef: ...
+
+    async def update(self, ref: MessageRef, message: Message) -> None: ...
+
+    async def ephemeral(
+        self, channel: str, user: str, message: Message, *, thread_ts: str | None = None
+    ) -> None: ...
+
+    async def upload_file(
+        self,
+        channel: str,
+        path: Path,
+        *,
+        filename: str,
+        title: str | None = None,
+        thread_ts: str | None = None,
+        comment: str | None = None,
+    ) -> str:
+        """Shares a local file into the channel (or thread); returns the chat's file id."""
+        ...
+
+    async def open_form(self, trigger_id: str, view: dict[str, Any]) -> None: ...
+
+    async def fetch_file(
+        self,
+        file: SharedFile,
+        dest: Path,
+        *,
+        max_bytes: int,
+        on_progress: ProgressCallback | None = None,
+    ) -> int:
+        """Copies a shared file's content to `dest`; returns its size.
+
+        Raises FileTooLarge past `max_bytes` and ChatError (with a readable message) when
+        the content cannot be had.
+        """
+        ...
+
+
+async def reply(chat: Chat, parent: MessageRef, message: Message) -> MessageRef:
+    """Posts in the thread of `parent`."""
+    return await chat.post(parent.channel, message, thread_ts=parent.ts)

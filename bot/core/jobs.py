@@ -1,0 +1,230 @@
+"""From a request to a Nebius job: resolve the files, upload each content once, wait until
+Nebius has processed it, create the job once per request, and leave a card in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.blocks.jobs import (
+    job_card_message,
+    job_start_failed_message,
+    job_starting_message,
+    job_step_message,
+)
+from bot.chat import Chat, ChatError, MessageRef, SharedFile
+from bot.config import BotSettings
+from bot.core.uploads import sha256_of
+from bot.store import Store, Upload
+from client import (
+    FileObject,
+    HyperparameterError,
+    Hyperparameters,
+    JobRequest,
+    NebiusClient,
+    NebiusError,
+)
+
+log = logging.getLogger(__name__)
+
+# Short names people type for the contract's hyperparameters.
+ALIASES = {"epochs": "n_epochs", "lr": "learning_rate"}
+FILE_OPTIONS = {"model", "training", "validation", "suffix", "seed"}
+HYPERPARAMETERS = set(Hyperparameters.model_fields)
+
+
+class RequestError(ValueError):
+    """A create request that cannot go ahead; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class CreatePlan:
+    """Everything a job needs, checked, before anything is uploaded."""
+
+    model: str
+    training: Upload
+    validation: Upload | None
+    hyperparameters: Hyperparameters
+    suffix: str | None = None
+    seed: int | None = None
+
+
+def plan_from_options(store: Store, channel: str, options: dict[str, str]) -> CreatePlan:
+    """`model=... training=... epochs=2 ...` -> a checked plan, or RequestError."""
+    unknown = sorted(
+        k for k in options if k not in FILE_OPTIONS and ALIASES.get(k, k) not in HYPERPARAMETERS
+    )
+    if unknown:
+        allowed = ", ".join(sorted(FILE_OPTIONS | HYPERPARAMETERS | set(ALIASES)))
+        raise RequestError(f"unknown option {', '.join(unknown)}; the options are: {allowed}")
+    missing = [k for k in ("model", "training") if not options.get(k)]
+    if missing:
+        raise RequestError(f"`create` needs {' and '.join(f'{k}=' for k in missing)}")
+    values = {ALIASES.get(k, k): v for k, v in options.items() if k not in FILE_OPTIONS}
+    try:
+        hyperparameters = Hyperparameters.build(**values)
+    except HyperparameterError as error:
+        raise RequestError(error.message) from None
+    seed = options.get("seed")
+    if seed is not None and not (seed.isdigit() and int(seed) < 2**31):
+        raise RequestError(f"seed must be a whole number in [0, 2147483647] (got {seed!r})")
+    suffix = options.get("suffix")
+    if suffix is not None and len(suffix) > 64:
+        raise RequestError("suffix must be at most 64 characters")
+    training = resolve_upload(store, channel, options["training"], "training")
+    validation = None
+    if options.get("validation"):
+        validation = resolve_upload(store, channel, options["validation"], "validation")
+    return CreatePlan(
+        model=options["model"],
+        training=training,
+        validation=validation,
+        hyperparameters=hyperparameters,
+        suffix=suffix,
+        seed=int(seed) if seed is not None else None,
+    )
+
+
+def plan_from_form(
+    store: Store, channel: str, options: dict[str, str]
+) -> tuple[CreatePlan | None, dict[str, str]]:
+    """The modal's answers -> a plan, or errors keyed by the form's block ids."""
+    errors: dict[str, str] = {}
+    if not options.get("model"):
+        errors["model"] = "Pick a model."
+    for name in HYPERPARAMETERS & options.keys():
+        try:
+            Hyperparameters.build(**{name: options[name]})
+        except HyperparameterError as error:
+            errors[name] = error.message
+    seed = options.get("seed")
+    if seed is not None and not (seed.isdigit() and int(seed) < 2**31):
+        errors["seed"] = "The seed must be a whole number in [0, 2147483647]."
+    if len(options.get("suffix", "")) > 64:
+        errors["suffix"] = "At most 64 characters."
+    if not options.get("training"):
+        errors["validation"] = "There is no training file: share a .jsonl in the channel first."
+    for role in ("training", "validation"):
+        if options.get(role) and role not in errors:
+            try:
+                resolve_upload(store, channel, options[role], role)
+            except RequestError as error:
+                errors[role] = str(error)[:150]
+    if errors:
+        return None, errors
+    return plan_from_options(store, channel, options), {}
+
+
+def resolve_upload(store: Store, channel: str, ref: str, role: str) -> Upload:
+    """A file named by Slack file id, or by the name of a recent upload in the channel."""
+    upload = store.upload(ref)
+    if upload is None:
+        named = [u for u in store.recent_uploads(channel, limit=200) if u.name == ref]
+        # Newest valid one first (recent_uploads lists valid first).
+        upload = named[0] if named else None
+    if upload is None:
+        raise RequestError(
+            f"{role} file `{ref}`: no recent upload with that name or id in this channel; "
+            "share the .jsonl here first and wait for its report"
+        )
+    if upload.state != "done" or upload.valid is None:
+        raise RequestError(f"{role} file `{upload.name}` has not been checked successfully")
+    if not upload.valid:
+        raise RequestError(
+            f"{role} file `{upload.name}` has errors (see its report); fix it and upload again"
+        )
+    return upload
+
+
+class JobStarter:
+    def __init__(
+        self,
+        settings: BotSettings,
+        store: Store,
+        chat: Chat,
+        nebius: NebiusClient,
+        *,
+        file_wait_timeout: float = 600.0,
+        on_watch: Callable[[], None] | None = None,
+    ) -> None:
+        self.on_watch = on_watch
+        self.settings = settings
+        self.store = store
+        self.chat = chat
+        self.nebius = nebius
+        self.file_wait_timeout = file_wait_timeout
+
+    async def start(self, plan: CreatePlan, *, key: str, user: str, channel: str) -> str | None:
+        """Runs the whole request; returns the job id, or None when it failed (and said so)."""
+        parent = await self.chat.post(channel, job_starting_message(plan, user))
+        step = await self.chat.post(
+            channel, job_step_message("Uploading the data to Nebius…"), thread_ts=parent.ts
+        )
+        try:
+            training_id = await self._nebius_file(plan.training, step)
+            validation_id = (
+                await self._nebius_file(plan.validation, step) if plan.validation else None
+            )
+            await self.chat.update(step, job_step_message("Starting the job on Nebius…"))
+            request = JobRequest(
+                model=plan.model,
+                training_file=training_id,
+                validation_file=validation_id,
+                hyperparameters=plan.hyperparameters,
+                suffix=plan.suffix,
+                seed=plan.seed,
+            )
+            job = await self.nebius.create_job(request, file_wait_timeout=self.file_wait_timeout)
+        except (NebiusError, ChatError) as error:
+            self.store.release_request(key)
+            hint = getattr(error, "hint", None)
+            await self.chat.update(step, job_start_failed_message(error.message, hint))
+            return None
+        self.store.finish_request(key, job.id)
+        self.store.add_watch(job.id, channel, parent.ts, parent.ts, user)
+        if self.on_watch is not None:
+            self.on_watch()
+        await self.chat.update(parent, job_card_message(job))
+        await self.chat.update(step, job_step_message(f"Job `{job.id}` created."))
+        return job.id
+
+    async def _nebius_file(self, upload: Upload, step: MessageRef) -> str:
+        """The Nebius file id for an upload's content: uploaded once per sha256, then ready."""
+        file_id = self.store.nebius_file(upload.sha256) if upload.sha256 else None
+        if file_id is None:
+            file_id = await self._upload(upload, step)
+        await self.chat.update(
+            step, job_step_message(f"Waiting for Nebius to process the file `{upload.name}`…")
+        )
+        try:
+            await self.nebius.wait_for_file(file_id, timeout=self.file_wait_timeout)
+        except NebiusError as error:
+            if error.status_code == 404 and upload.sha256:
+                # Deleted on Nebius since: forget it so the next request uploads again.
+                self.store.forget_nebius_file(upload.sha256)
+            raise
+        return file_id
+
+    async def _upload(self, upload: Upload, step: MessageRef) -> str:
+        await self.chat.update(step, job_step_message(f"Uploading `{upload.name}` to Nebius…"))
+        shared = SharedFile(
+            id=upload.slack_file_id,
+            name=upload.name,
+            channel=upload.channel,
+            message_ts=upload.thread_ts,
+            user=upload.user_id,
+        )
+        with tempfile.TemporaryDirectory(prefix="xgenlens-job-") as tmp:
+            path = Path(tmp) / "data.jsonl"
+            await self.chat.fetch_file(shared, path, max_bytes=self.settings.max_upload_bytes)
+            sha = sha256_of(path)
+            known = self.store.nebius_file(sha)
+            if known is not None:
+                return known
+            uploaded: FileObject = await self.nebius.upload_file(path, filename=upload.name)
+        self.store.remember_nebius_file(sha, uploaded.id, upload.name, uploaded.bytes)
+        return uploaded.id

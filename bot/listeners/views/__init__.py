@@ -1,0 +1,8 @@
+from slack_bolt.async_app import AsyncApp
+
+from bot.blocks.ids import Views
+from bot.listeners.views.create_job import create_job_submitted
+
+
+def register(app: AsyncApp) -> None:
+    app.view(Views.CREATE_JOB)(create_job_submitted)

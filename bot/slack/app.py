@@ -1,0 +1,68 @@
+"""Builds the Bolt app around the core: the only place the two meet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import Clock
+from bot.config import BotSettings
+from bot.core import Bot
+from bot.listeners import register_listeners
+from bot.slack.chat import SlackChat, api_host
+from bot.store import Store
+from client import NebiusClient
+
+
+@dataclass
+class SlackBot:
+    app: AsyncApp
+    bot: Bot
+    chat: SlackChat
+
+    async def aclose(self) -> None:
+        await self.bot.aclose()
+        await self.chat.aclose()
+
+
+def build_slack_bot(
+    settings: BotSettings,
+    *,
+    nebius: NebiusClient | None = None,
+    clock: Clock | None = None,
+    http: httpx.AsyncClient | None = None,
+) -> SlackBot:
+    if settings.slack_bot_token is None:
+        raise ValueError("SLACK_BOT_TOKEN is not set")
+    token = settings.slack_bot_token.get_secret_value()
+    client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+    # Only when pointed somewhere other than slack.com (a test server) does that host serve files.
+    host = api_host(settings.slack_api_url)
+    extra_hosts = frozenset() if host.endswith("slack.com") else frozenset({host})
+    chat = SlackChat(
+        client,
+        bot_token=token,
+        clock=clock,
+        http=http,
+        extra_file_hosts=extra_hosts,
+        secrets=settings.secrets(),
+    )
+    store = Store(settings.database_path)
+    bot = Bot(settings, store, chat, nebius, clock=clock)
+    signing = settings.slack_signing_secret
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing.get_secret_value() if signing else "",
+        # Socket Mode requests are authenticated by the connection, not by a signature.
+        request_verification_enabled=settings.slack_mode == "http",
+        # Quiet "unhandled request" noise: every listener we need is registered.
+        raise_error_for_unhandled_request=False,
+        # Listeners only acknowledge and hand over to the core's own background tasks, so
+        # running them inline answers Slack sooner than Bolt's poll-for-ack loop (10 ms steps).
+        process_before_response=True,
+    )
+    register_listeners(app, bot)
+    return SlackBot(app=app, bot=bot, chat=chat)

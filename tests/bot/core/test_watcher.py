@@ -1,0 +1,308 @@
+"""The watcher: every event reaches the thread once, in order, across a crash and restart."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+import respx
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks.jobs import job_card_message
+from bot.clock import FakeClock
+from bot.core.watcher import Watcher
+from bot.slack.chat import SlackChat
+from bot.store import Store
+from client import Job, NebiusClient
+from tests.bot.conftest import NEBIUS_KEY, NEBIUS_URL, RouterTransport
+from tests.bot.fake_slack import BOT_TOKEN, FakeSlack
+
+
+@dataclass
+class FakeJobs:
+    """Nebius's view of some jobs, served through respx."""
+
+    jobs: dict[str, dict] = field(default_factory=dict)
+    events: dict[str, list[dict]] = field(default_factory=dict)  # oldest first
+    checkpoints: dict[str, list[dict]] = field(default_factory=dict)
+    failing: set[str] = field(default_factory=set)
+
+    def add(self, job_id: str, status: str = "running") -> None:
+        self.jobs[job_id] = {"id": job_id, "model": "m", "status": status, "created_at": 1}
+        self.events[job_id] = []
+
+    def emit(self, job_id: str, *messages: str) -> None:
+        for message in messages:
+            n = len(self.events[job_id]) + 1
+            self.events[job_id].append(
+                {"id": f"{job_id}-ev{n}", "created_at": 1700000000 + n, "message": message}
+            )
+
+    def route(self, router: respx.Router) -> None:
+        def job(request: httpx.Request, job_id: str) -> httpx.Response:
+            if job_id in self.failing:
+                return httpx.Response(500, json={"detail": "boom"})
+            if job_id not in self.jobs:
+                return httpx.Response(404, json={"error": {"message": "no such job"}})
+            return httpx.Response(200, json=self.jobs[job_id])
+
+        def events(request: httpx.Request, job_id: str) -> httpx.Response:
+            newest_first = list(reversed(self.events.get(job_id, [])))
+            return httpx.Response(200, json={"data": newest_first, "has_more": False})
+
+        def checkpoints(request: httpx.Request, job_id: str) -> httpx.Response:
+            return httpx.Response(200, json={"data": self.checkpoints.get(job_id, [])})
+
+        router.get(path__regex=r"fine_tuning/jobs/(?P<job_id>[\w-]+)$").mock(side_effect=job)
+        router.get(path__regex=r"fine_tuning/jobs/(?P<job_id>[\w-]+)/events$").mock(
+            side_effect=events
+        )
+        router.get(path__regex=r"fine_tuning/jobs/(?P<job_id>[\w-]+)/checkpoints$").mock(
+            side_effect=checkpoints
+        )
+
+
+@pytest.fixture
+def nebius_jobs(nebius_api: respx.Router) -> FakeJobs:
+    jobs = FakeJobs()
+    jobs.route(nebius_api)
+    return jobs
+
+
+@pytest.fixture
+async def world(
+    fake_slack: FakeSlack, clock: FakeClock, nebius_api: respx.Router, tmp_path
+) -> AsyncIterator[dict]:
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url)
+    chat = SlackChat(client, bot_token=BOT_TOKEN, clock=clock)
+    nebius = NebiusClient(
+        NEBIUS_KEY,
+        NEBIUS_URL,
+        max_retries=0,
+        sleep=clock.sleep,
+        transport=RouterTransport(nebius_api),
+    )
+    path = tmp_path / "bot.sqlite3"
+    yield {"chat": chat, "nebius": nebius, "path": path}
+    await chat.aclose()
+    await nebius.aclose()
+
+
+async def start_watch(world: dict, store: Store, job_id: str, channel: str = "C1") -> str:
+    card = await world["chat"].post(
+        channel, job_card_message(Job.model_validate({"id": job_id, "status": "queued"}))
+    )
+    store.add_watch(job_id, channel, card.ts, card.ts, "U1")
+    return card.ts
+
+
+def watcher(world: dict, store: Store, clock: FakeClock) -> Watcher:
+    return Watcher(store, world["chat"], world["nebius"], clock=clock)
+
+
+def event_replies(fake: FakeSlack, thread_ts: str) -> list[str]:
+    return [
+        m.text + json.dumps(m.blocks)
+        for m in fake.thread("C1", thread_ts)
+        if (m.metadata or {}).get("event_payload", {}).get("kind") == "events"
+    ]
+
+
+async def test_a_burst_of_events_is_one_reply_in_order_and_nothing_twice(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    nebius_jobs.add("job-1")
+    ts = await start_watch(world, store, "job-1")
+    nebius_jobs.emit("job-1", "started", "step 1", "step 2")
+    w = watcher(world, store, clock)
+
+    await w.poll_due()
+    clock.advance(60)
+    await w.poll_due()  # nothing new
+    nebius_jobs.emit("job-1", "step 3")
+    clock.advance(60)
+    await w.poll_due()
+
+    replies = event_replies(fake_slack, ts)
+    assert len(replies) == 2
+    first = replies[0]
+    assert first.index("started") < first.index("step 1") < first.index("step 2")
+    assert "step 3" in replies[1] and "step 2" not in replies[1]
+    assert store.watch("job-1").last_event_id == "job-1-ev4"
+
+
+async def test_a_restart_resumes_from_the_database(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    nebius_jobs.add("job-1")
+    ts = await start_watch(world, store, "job-1")
+    nebius_jobs.emit("job-1", "started")
+    await watcher(world, store, clock).poll_due()
+    store.close()
+
+    nebius_jobs.emit("job-1", "after the restart")
+    store = Store(world["path"])
+    clock.advance(60)
+    await watcher(world, store, clock).poll_due()
+
+    replies = event_replies(fake_slack, ts)
+    assert len(replies) == 2
+    assert "after the restart" in replies[1] and "started" not in replies[1]
+
+
+async def test_a_crash_between_posting_and_recording_posts_nothing_twice(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    nebius_jobs.add("job-1")
+    ts = await start_watch(world, store, "job-1")
+    nebius_jobs.emit("job-1", "started", "step 1")
+
+    # The process dies right after Slack accepted the reply, before the store recorded it.
+    def crash(*args, **kwargs):
+        raise SystemExit("killed")
+
+    store.update_watch = crash  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        await watcher(world, store, clock).poll(store.watch("job-1"))
+    assert len(event_replies(fake_slack, ts)) == 1
+    store.close()
+
+    store = Store(world["path"])
+    assert store.watch("job-1").last_event_id is None  # the record was lost
+    nebius_jobs.emit("job-1", "step 2")
+    clock.advance(60)
+    await watcher(world, store, clock).poll_due()
+
+    replies = event_replies(fake_slack, ts)
+    assert len(replies) == 2
+    assert "step 2" in replies[1] and "step 1" not in replies[1]
+
+
+async def test_the_end_posts_checkpoints_with_download_buttons_and_mentions_the_user(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    nebius_jobs.add("job-1", status="succeeded")
+    nebius_jobs.jobs["job-1"]["fine_tuned_model"] = "m:ft-1"
+    nebius_jobs.checkpoints["job-1"] = [
+        {"id": "cp-2", "step_number": 20, "metrics": {"train_loss": 0.5}, "result_files": ["f2"]},
+        {"id": "cp-1", "step_number": 10, "metrics": {"train_loss": 0.9}, "result_files": ["f1"]},
+    ]
+    ts = await start_watch(world, store, "job-1")
+    await watcher(world, store, clock).poll_due()
+
+    (summary,) = [m for m in fake_slack.thread("C1", ts) if "succeeded" in m.text]
+    assert "<@U1>" in summary.text and "m:ft-1" in summary.text
+    text = json.dumps(summary.blocks)
+    assert text.index("Step 10") < text.index("Step 20")
+    assert "train_loss=0.5" in text
+    downloads = [b["accessory"]["value"] for b in summary.blocks if "accessory" in b]
+    assert downloads == ["job-1:cp-1", "job-1:cp-2"]
+    assert ":white_check_mark: succeeded" in json.dumps(fake_slack.messages[("C1", ts)].blocks)
+    assert store.active_watches() == []
+
+
+async def test_a_job_that_disappears_says_so_on_its_card(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    ts = await start_watch(world, store, "job-gone")
+    await watcher(world, store, clock).poll_due()
+    assert "no longer exists" in fake_slack.messages[("C1", ts)].text
+    assert store.active_watches() == []
+
+
+async def test_a_nebius_error_backs_off_that_job_and_the_others_carry_on(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    nebius_jobs.add("job-bad")
+    nebius_jobs.add("job-ok")
+    nebius_jobs.failing.add("job-bad")
+    await start_watch(world, store, "job-bad")
+    ok_ts = await start_watch(world, store, "job-ok")
+    nebius_jobs.emit("job-ok", "fine")
+    w = watcher(world, store, clock)
+    before = clock.monotonic()
+
+    await w.poll_due()
+
+    assert len(event_replies(fake_slack, ok_ts)) == 1
+    assert w._states["job-bad"].errors == 1
+    assert w._states["job-bad"].due >= before + 15
+
+
+async def test_many_jobs_in_one_channel_get_every_event_without_a_429(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    threads = {}
+    for i in range(20):
+        nebius_jobs.add(f"job-{i}")
+        threads[f"job-{i}"] = await start_watch(world, store, f"job-{i}")
+        nebius_jobs.emit(f"job-{i}", "started", "step 1")
+    clock.advance(5)
+
+    await watcher(world, store, clock).poll_due()
+
+    assert fake_slack.rate_limited == 0
+    for job_id, ts in threads.items():
+        (reply,) = event_replies(fake_slack, ts)
+        assert "started" in reply and "step 1" in reply, job_id
+
+
+async def test_a_progress_change_updates_the_card_at_most_every_interval(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    nebius_jobs.add("job-1")
+    ts = await start_watch(world, store, "job-1")
+    w = watcher(world, store, clock)
+    card = fake_slack.messages[("C1", ts)]
+
+    await w.poll_due()  # queued -> running: shown at once
+    assert card.updates == 1
+    nebius_jobs.jobs["job-1"].update(trained_steps=1, total_steps=10)
+    clock.advance(10)
+    await w.poll_due()  # progress only, 10 s later: held back
+    assert card.updates == 1
+    clock.advance(25)
+    await w.poll_due()  # 35 s after the last update: shown
+    assert card.updates == 2
+    assert "step 1 of 10" in json.dumps(card.blocks)
+
+
+async def test_the_running_watcher_picks_up_a_new_watch_and_follows_it_to_the_end(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    import asyncio
+
+    store = Store(world["path"])
+    w = watcher(world, store, clock)
+    task = asyncio.create_task(w.run())
+    try:
+        nebius_jobs.add("job-1")
+        ts = await start_watch(world, store, "job-1")
+        nebius_jobs.emit("job-1", "started")
+        w.wake()
+        for _ in range(1000):
+            if event_replies(fake_slack, ts):
+                break
+            await asyncio.sleep(0)
+        nebius_jobs.jobs["job-1"]["status"] = "failed"
+        nebius_jobs.jobs["job-1"]["error"] = {"message": "out of memory"}
+        for _ in range(1000):
+            if store.active_watches() == []:
+                break
+            await asyncio.sleep(0)
+    finally:
+        task.cancel()
+    assert len(event_replies(fake_slack, ts)) == 1
+    (summary,) = [m for m in fake_slack.thread("C1", ts) if "failed" in m.text]
+    assert "out of memory" in summary.text and "<@U1>" in summary.text

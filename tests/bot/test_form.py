@@ -1,0 +1,156 @@
+"""The create-job modal: opened from the buttons or a bare `create`, errors on its fields."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import respx
+
+from bot.blocks import Actions
+from tests.bot.conftest import HarnessFactory
+from tests.bot.fake_slack import FakeSlack
+from tests.bot.harness import SlackHarness
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+JOB = {"id": "ftjob-8", "object": "fine_tuning.job", "model": MODEL, "status": "queued"}
+
+
+@pytest.fixture
+def valid_bytes(samples_dir: Path) -> bytes:
+    return (samples_dir / "sample_training_data.jsonl").read_bytes()
+
+
+@pytest.fixture
+def nebius(nebius_api: respx.Router) -> respx.Router:
+    nebius_api.get("models").respond(
+        json={"object": "list", "data": [{"id": MODEL}, {"id": "Qwen/Qwen3-4B"}]}
+    )
+    nebius_api.get(url__regex=r"files/file-\w+$").respond(
+        json={"id": "file-train", "object": "file", "status": "processed"}
+    )
+    nebius_api.post("files").respond(json={"id": "file-train", "object": "file"})
+    return nebius_api
+
+
+def opened_view(fake: FakeSlack) -> dict:
+    (call,) = fake.calls_to("views.open")
+    return call.args["view"]
+
+
+def block(view: dict, block_id: str) -> dict:
+    (found,) = [b for b in view["blocks"] if b.get("block_id") == block_id]
+    return found
+
+
+def answers(**values: str) -> dict:
+    """`state.values` as Slack sends it: selects carry selected_option, inputs value."""
+    state = {}
+    for block_id, value in values.items():
+        if block_id in ("model", "training", "validation", "packing", "lora"):
+            state[block_id] = {
+                "value": {"type": "static_select", "selected_option": {"value": value}}
+            }
+        else:
+            state[block_id] = {"value": {"type": "plain_text_input", "value": value}}
+    return state
+
+
+async def share(harness: SlackHarness, fake: FakeSlack, data: bytes) -> None:
+    await harness.share_file(fake.host_file("F1", "train.jsonl", data), ts="1700000000.000001")
+
+
+async def test_the_button_opens_the_form_with_the_file_chosen(
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+) -> None:
+    await share(harness, fake_slack, valid_bytes)
+    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
+
+    view = opened_view(fake_slack)
+    assert fake_slack.calls_to("views.open")[0].args["trigger_id"] == "T-trigger-2"
+    assert block(view, "training")["element"]["initial_option"]["value"] == "F1"
+    models = [o["value"] for o in block(view, "model")["element"]["options"]]
+    assert models == ["Qwen/Qwen3-4B", MODEL]
+    # Every hyperparameter of the contract is there, with Nebius's default.
+    assert block(view, "learning_rate")["element"]["initial_value"] == "1e-05"
+    assert block(view, "n_epochs")["hint"]["text"] == "Allowed: [1, 100]"
+    for name in ("lora_r", "lora_alpha", "lora_dropout", "packing", "seed", "suffix"):
+        block(view, name)
+    assert json.loads(view["private_metadata"]) == {"channel": "C1"}
+
+
+async def test_use_as_validation_file_presets_the_validation_file(
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+) -> None:
+    await share(harness, fake_slack, valid_bytes)
+    await harness.click(Actions.USE_AS_VALIDATION, "F1")
+    view = opened_view(fake_slack)
+    assert block(view, "validation")["element"]["initial_option"]["value"] == "F1"
+
+
+async def test_a_bare_create_opens_the_form(
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router
+) -> None:
+    await harness.command("create")
+    assert opened_view(fake_slack)["callback_id"] == "create_job"
+
+
+async def test_bad_values_come_back_as_errors_on_their_fields(
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+) -> None:
+    await share(harness, fake_slack, valid_bytes)
+    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
+    view = opened_view(fake_slack)
+    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
+
+    response = await harness.submit_view(
+        view, answers(model=MODEL, training="F1", n_epochs="0", learning_rate="abc", seed="-1")
+    )
+
+    body = response.json()
+    assert body["response_action"] == "errors"
+    assert "n_epochs must be in [1, 100]" in body["errors"]["n_epochs"]
+    assert "learning_rate" in body["errors"]["learning_rate"]
+    assert "whole number" in body["errors"]["seed"]
+    assert not create.called
+
+
+async def test_a_good_submission_starts_one_job_even_if_submitted_twice(
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+) -> None:
+    await share(harness, fake_slack, valid_bytes)
+    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
+    view = opened_view(fake_slack)
+    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
+    values = answers(model=MODEL, training="F1", validation="none", n_epochs="2", lora="true")
+
+    first = await harness.submit_view(view, values)
+    again = await harness.submit_view(view, values)  # a double click / redelivery
+
+    assert first.status_code == 200 and first.text == ""
+    assert again.status_code == 200
+    assert create.call_count == 1
+    sent = json.loads(create.calls.last.request.content)
+    assert sent["hyperparameters"]["n_epochs"] == 2 and sent["hyperparameters"]["lora"] is True
+    assert "validation_file" not in sent
+    assert harness.bot.store.watch("ftjob-8").channel == "C1"
+
+
+async def test_a_user_off_the_allowlist_gets_no_form(
+    harness_factory: HarnessFactory, fake_slack: FakeSlack, nebius: respx.Router
+) -> None:
+    harness = harness_factory(allowed_users=frozenset({"UADMIN"}))
+    await harness.click(Actions.FINETUNE_WITH_FILE, "F1", user="UOTHER")
+    assert fake_slack.calls_to("views.open") == []
+    (eph,) = fake_slack.ephemerals_for("UOTHER")
+    assert "not on this bot's list" in eph["text"]
+
+
+async def test_without_the_model_list_the_form_asks_for_a_model_id(
+    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
+) -> None:
+    nebius_api.get("models").respond(401, json={"error": {"message": "bad key"}})
+    await harness.command("create")
+    view = opened_view(fake_slack)
+    assert block(view, "model")["element"]["type"] == "plain_text_input"
