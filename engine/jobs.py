@@ -1,0 +1,199 @@
+"""Creating a job: the request checked against the files, the model and the hyperparameters."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.config import EngineConfig
+from engine.errors import ApiError
+from engine.ids import new_id, now
+from engine.objects import event_object, public_integrations
+from engine.store import Store, StoredFile
+from engine.training.spec import Hyperparameters
+
+
+class JobRequest(BaseModel):
+    """The body of `POST fine_tuning/jobs`; unknown fields are ignored, as OpenAI does."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    training_file: str = Field(min_length=1)
+    validation_file: str | None = None
+    hyperparameters: dict[str, Any] | None = None
+    suffix: str | None = Field(default=None, max_length=64)
+    seed: int | None = None
+    integrations: list[dict[str, Any]] | None = None
+    # OpenAI's newer shape: {"type": "supervised", "supervised": {"hyperparameters": {...}}}.
+    method: dict[str, Any] | None = None
+
+
+def _loc(error: dict[str, Any]) -> str:
+    return ".".join(str(part) for part in error["loc"])
+
+
+def parse_request(body: Any) -> JobRequest:
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    try:
+        return JobRequest.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ApiError(
+            422,
+            f"Invalid value for '{_loc(first)}': {first['msg']}.",
+            param=_loc(first),
+            code="invalid_value",
+        ) from None
+
+
+def parse_hyperparameters(request: JobRequest) -> Hyperparameters:
+    given: dict[str, Any] = {}
+    if request.method and isinstance(request.method.get(request.method.get("type", "")), dict):
+        nested = request.method[request.method["type"]].get("hyperparameters")
+        if isinstance(nested, dict):
+            given |= nested
+    given |= request.hyperparameters or {}
+    # The OpenAI SDK may send "auto": it means the default.
+    given = {k: v for k, v in given.items() if v != "auto"}
+    try:
+        return Hyperparameters.model_validate(given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = _loc(first)
+        known = ", ".join(Hyperparameters.model_fields)
+        hint = f" Known hyperparameters: {known}." if first["type"] == "extra_forbidden" else ""
+        raise ApiError(
+            422,
+            f"Invalid hyperparameter '{name}': {first['msg']}.{hint}",
+            param=f"hyperparameters.{name}",
+            code="invalid_hyperparameter",
+        ) from None
+
+
+def _online() -> bool:
+    return not os.environ.get("HF_HUB_OFFLINE") and not os.environ.get("TRANSFORMERS_OFFLINE")
+
+
+def check_model(model: str, config: EngineConfig) -> None:
+    from engine.models import available_models
+
+    known = [m.id for m in available_models(config.models_dir, config.model_dirs)]
+    if model in known:
+        return
+    path = Path(model).expanduser()
+    if path.is_absolute() and (path / "config.json").is_file():
+        return
+    if "/" in model and not path.is_absolute() and _online():
+        return  # a Hugging Face id: the worker downloads it, or fails the job saying why
+    raise ApiError(
+        400,
+        f"Model '{model}' is not available on this engine. "
+        f"Available: {', '.join(known) or 'none'}.",
+        param="model",
+        code="model_not_found",
+    )
+
+
+def check_file(store: Store, file_id: str, param: str) -> StoredFile:
+    stored = store.get_file(file_id)
+    if stored is None:
+        raise ApiError(
+            400, f"Invalid {param}: no file with id '{file_id}'.", param=param, code="invalid_file"
+        )
+    doc = stored.doc
+    if doc["purpose"] != "fine-tune":
+        raise ApiError(
+            400,
+            f"Invalid {param}: file '{file_id}' has purpose '{doc['purpose']}', not 'fine-tune'.",
+            param=param,
+            code="invalid_file",
+        )
+    if doc["status"] == "uploaded":
+        raise ApiError(
+            400,
+            f"Invalid {param}: file not ready yet: '{file_id}' is still being processed.",
+            param=param,
+            code="file_not_ready",
+        )
+    if doc["status"] == "error":
+        raise ApiError(
+            400,
+            f"Invalid {param}: file '{file_id}' failed validation: {doc.get('status_details')}",
+            param=param,
+            code="invalid_file",
+        )
+    return stored
+
+
+def _file_counts(stored: StoredFile) -> dict[str, int]:
+    stats = (stored.report or {}).get("stats") or {}
+    return {
+        "examples": int(stats.get("examples") or 0),
+        "tokens": int((stats.get("tokens") or {}).get("total") or 0),
+    }
+
+
+def create_job(store: Store, config: EngineConfig, body: Any) -> dict[str, Any]:
+    """Checks the request, records the job and its first events; the job is left `queued`."""
+    request = parse_request(body)
+    hyperparameters = parse_hyperparameters(request)
+    check_model(request.model, config)
+    training = check_file(store, request.training_file, "training_file")
+    validation = (
+        check_file(store, request.validation_file, "validation_file")
+        if request.validation_file
+        else None
+    )
+    job_id = new_id("ftjob")
+    seed = request.seed if request.seed is not None else 42
+    job = {
+        "id": job_id,
+        "object": "fine_tuning.job",
+        "model": request.model,
+        "created_at": now(),
+        "finished_at": None,
+        "status": "validating_files",
+        "training_file": request.training_file,
+        "validation_file": request.validation_file,
+        "hyperparameters": hyperparameters.model_dump(),
+        "result_files": [],
+        "trained_tokens": None,
+        "fine_tuned_model": None,
+        "error": None,
+        "trained_steps": None,
+        "total_steps": None,
+        "estimated_finish": None,
+        "seed": seed,
+        "suffix": request.suffix,
+        "integrations": public_integrations(request.integrations or []),
+        "organization_id": "engine",
+    }
+    internal = {
+        "training_path": str(training.path),
+        "validation_path": str(validation.path) if validation else None,
+    }
+    store.add_job(job, internal)
+    store.add_event(job_id, event_object(f"Created fine-tuning job {job_id} on {request.model}."))
+    counts = _file_counts(training)
+    message = (
+        f"Files validated: training file has {counts['examples']:,} examples, "
+        f"about {counts['tokens']:,} tokens"
+    )
+    data: dict[str, Any] = {"training": counts}
+    if validation is not None:
+        vcounts = _file_counts(validation)
+        data["validation"] = vcounts
+        message += f"; validation file has {vcounts['examples']:,} examples"
+    store.add_event(job_id, event_object(message + ".", data=data))
+    ahead = len(store.jobs_with_status("queued", "running"))
+    store.add_event(
+        job_id,
+        event_object(
+            "Job queued." if ahead == 0 else f"Job queued behind {ahead} other job(s).",
+            data={"jobs_ahead": ahead},
+        ),
+    )
+    return store.update_job(job_id, {"status": "queued"})

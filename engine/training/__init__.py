@@ -1,0 +1,1 @@
+"""The trainer: one fine-tuning job, run in its own process by `engine.training.worker`."""

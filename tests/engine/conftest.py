@@ -1,0 +1,108 @@
+"""A live engine on loopback whose workers are `fake_worker.py`, and helpers to drive it."""
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from engine.models import BUILTIN_MODEL_ID
+from engine.server import EmbeddedEngine
+
+FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
+MODEL = BUILTIN_MODEL_ID
+# Upper bound for a condition the engine reaches on its own; tests poll, they do not sleep.
+WAIT_S = 20.0
+
+CHAT_LINE = (
+    '{"messages": [{"role": "user", "content": "Enhance: a cat"}, '
+    '{"role": "assistant", "content": "A fluffy cat on a sunny windowsill, soft light"}]}\n'
+)
+
+
+def fake_worker(mode: str = "ok") -> list[str]:
+    return [sys.executable, str(FAKE_WORKER), "--mode", mode]
+
+
+def start_engine(data_dir: Path, mode: str = "ok", **settings: Any) -> EmbeddedEngine:
+    settings.setdefault("warm_worker", False)
+    settings.setdefault("stop_grace_seconds", 2.0)
+    return EmbeddedEngine(data_dir, worker_command=fake_worker(mode), **settings).start()
+
+
+def wait_for(check: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class Api:
+    """A thin httpx client for the engine, with the steps most tests share."""
+
+    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(base_url=base_url + "/", headers=headers, timeout=30)
+
+    def upload(self, content: str | bytes, filename: str = "train.jsonl") -> dict[str, Any]:
+        data = content.encode() if isinstance(content, str) else content
+        response = self.http.post(
+            "files", files={"file": (filename, data)}, data={"purpose": "fine-tune"}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def file(self, file_id: str) -> dict[str, Any]:
+        return self.http.get(f"files/{file_id}").json()
+
+    def processed(self, content: str | bytes = CHAT_LINE * 10) -> dict[str, Any]:
+        uploaded = self.upload(content)
+        return wait_for(
+            lambda: (f := self.file(uploaded["id"]))["status"] != "uploaded" and f,
+            "the file to be processed",
+        )
+
+    def create_job(self, **body: Any) -> httpx.Response:
+        body.setdefault("model", MODEL)
+        return self.http.post("fine_tuning/jobs", json=body)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.http.get(f"fine_tuning/jobs/{job_id}").json()
+
+    def wait_status(self, job_id: str, *statuses: str) -> dict[str, Any]:
+        return wait_for(
+            lambda: (j := self.job(job_id))["status"] in statuses and j,
+            f"job {job_id} to reach {statuses}",
+        )
+
+    def events(self, job_id: str, **params: Any) -> dict[str, Any]:
+        return self.http.get(f"fine_tuning/jobs/{job_id}/events", params=params).json()
+
+    def all_events(self, job_id: str) -> list[dict[str, Any]]:
+        return self.events(job_id, limit=100)["data"]
+
+
+@pytest.fixture
+def engine_dir(tmp_path: Path) -> Path:
+    return tmp_path / "engine"
+
+
+@pytest.fixture
+def engine(engine_dir: Path) -> Iterator[EmbeddedEngine]:
+    server = start_engine(engine_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def api(engine: EmbeddedEngine) -> Iterator[Api]:
+    client = Api(engine.base_url)
+    yield client
+    client.http.close()

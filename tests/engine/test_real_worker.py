@@ -1,0 +1,82 @@
+"""The engine with its real worker (`engine.training.worker`) on a tiny random model."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.server import EmbeddedEngine
+from tests.engine import conftest as helpers
+from tests.engine.conftest import Api
+from tests.engine.training.conftest import build_tokenizer, sample_records
+
+# Starting a worker imports torch and transformers: seconds on a busy CPU.
+REAL_WAIT_S = 180.0
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path / "models" / "tiny-llama"
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_a_job_trains_a_tiny_model_through_the_real_worker(
+    engine_dir: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(helpers, "WAIT_S", REAL_WAIT_S)
+    records = "".join(json.dumps(r) + "\n" for r in sample_records(12))
+    with EmbeddedEngine(engine_dir, model_dirs=[tiny_model.parent], device="cpu") as server:
+        api = Api(server.base_url)
+        assert "tiny-llama" in [m["id"] for m in api.http.get("models").json()["data"]]
+        training = api.processed(records)
+        validation = api.processed("".join(json.dumps(r) + "\n" for r in sample_records(4, 50)))
+        job = api.create_job(
+            model="tiny-llama",
+            training_file=training["id"],
+            validation_file=validation["id"],
+            hyperparameters={"n_epochs": 2, "batch_size": 4, "learning_rate": 1e-2, "lora": True},
+        ).json()
+        done = api.wait_status(job["id"], "succeeded", "failed")
+        assert done["status"] == "succeeded", done["error"]
+        assert done["trained_steps"] == done["total_steps"] > 0
+        assert done["trained_tokens"] > 0
+
+        events = api.all_events(job["id"])
+        messages = [e["message"] for e in events]
+        assert any(m.startswith("Training started on cpu") for m in messages)
+        epochs = [e for e in events if e["message"].startswith("Epoch ")]
+        assert len(epochs) == 2
+        assert all(e["data"]["valid_loss"] is not None for e in epochs)
+
+        checkpoints = api.http.get(f"fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
+        assert len(checkpoints) == 2
+        names = {api.file(fid)["filename"].rsplit("/", 1)[1] for fid in done["result_files"]}
+        assert {"adapter_model.safetensors", "adapter_config.json"} <= names
+        weights_id = next(
+            fid
+            for fid in done["result_files"]
+            if api.file(fid)["filename"].endswith("adapter_model.safetensors")
+        )
+        from safetensors.torch import load
+
+        tensors = load(api.http.get(f"files/{weights_id}/content").content)
+        assert any("lora" in name for name in tensors)
