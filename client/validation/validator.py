@@ -368,5 +368,5 @@ class _FileCheck:
         if self.role == "training" and not expect_validation and examples:
             self.warnings.add(
                 "no_validation_file",
-                "no validation file: add one (--validation FILE) to watch for overfitting",
+                "no validation file: add one to watch for overfitting",
             )

@@ -8,7 +8,7 @@ import pytest
 from engine.server import EmbeddedEngine
 from tests.engine import conftest as helpers
 from tests.engine.conftest import Api
-from tests.engine.training.conftest import build_tokenizer, sample_records
+from tests.engine.training.conftest import sample_records, save_tiny_model
 
 # Starting a worker imports torch and transformers: seconds on a busy CPU.
 REAL_WAIT_S = 180.0
@@ -16,27 +16,7 @@ REAL_WAIT_S = 180.0
 
 @pytest.fixture
 def tiny_model(tmp_path: Path) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path / "models" / "tiny-llama"
-    tokenizer = build_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_model(tmp_path / "models" / "tiny-llama")
 
 
 def test_a_job_trains_a_tiny_model_through_the_real_worker(

@@ -42,12 +42,11 @@ def build_tokenizer() -> Any:
     return tokenizer
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def save_tiny_model(folder: Path) -> Path:
+    """A 2-layer random llama with the test tokenizer, saved where transformers can load it."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
     tokenizer = build_tokenizer()
     torch.manual_seed(0)
     config = LlamaConfig(
@@ -65,6 +64,11 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")
 
 
 def chat(user: str, answer: str, system: str | None = None) -> dict[str, Any]:
