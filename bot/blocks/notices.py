@@ -9,6 +9,7 @@ USAGE = """\
 /finetune create                        open the form (or give everything inline:)
 /finetune create model=M training=FILE [validation=FILE] [epochs=3] [batch_size=8]
                  [learning_rate=1e-5] [lora=true] [suffix=S] [seed=N] ...
+                 [wandb_project=P [wandb_name=N] [wandb_entity=E]]  (key: WANDB_API_KEY)
 /finetune list                          recent jobs
 /finetune status JOB                    a job's card
 /finetune events JOB                    a job's latest events

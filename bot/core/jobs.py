@@ -27,18 +27,30 @@ from client import (
     JobRequest,
     NebiusClient,
     NebiusError,
+    WandbIntegration,
+    WandbSettings,
 )
 
 log = logging.getLogger(__name__)
 
 # Short names people type for the contract's hyperparameters.
 ALIASES = {"epochs": "n_epochs", "lr": "learning_rate"}
-FILE_OPTIONS = {"model", "training", "validation", "suffix", "seed"}
+# W&B names are typed in Slack; the key only ever comes from the bot's configuration.
+WANDB_OPTIONS = {"wandb_project": "project", "wandb_name": "name", "wandb_entity": "entity"}
+FILE_OPTIONS = {"model", "training", "validation", "suffix", "seed", *WANDB_OPTIONS}
 HYPERPARAMETERS = set(Hyperparameters.model_fields)
 
 
 class RequestError(ValueError):
     """A create request that cannot go ahead; the message says what to fix."""
+
+
+class WandbNotConfigured(Exception):
+    """W&B logging was asked for, but the bot has no W&B key."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,8 @@ class CreatePlan:
     hyperparameters: Hyperparameters
     suffix: str | None = None
     seed: int | None = None
+    # project, name, entity for a W&B integration; None: no W&B logging.
+    wandb: dict[str, str] | None = None
 
 
 def plan_from_options(store: Store, channel: str, options: dict[str, str]) -> CreatePlan:
@@ -75,6 +89,11 @@ def plan_from_options(store: Store, channel: str, options: dict[str, str]) -> Cr
     suffix = options.get("suffix")
     if suffix is not None and len(suffix) > 64:
         raise RequestError("suffix must be at most 64 characters")
+    wandb = {field: options[k] for k, field in WANDB_OPTIONS.items() if options.get(k)}
+    if wandb and "project" not in wandb:
+        raise RequestError(
+            "W&B logging needs wandb_project= (wandb_name= and wandb_entity= are optional)"
+        )
     training = resolve_upload(store, channel, options["training"], "training")
     validation = None
     if options.get("validation"):
@@ -86,6 +105,7 @@ def plan_from_options(store: Store, channel: str, options: dict[str, str]) -> Cr
         hyperparameters=hyperparameters,
         suffix=suffix,
         seed=int(seed) if seed is not None else None,
+        wandb=wandb or None,
     )
 
 
@@ -165,6 +185,7 @@ class JobStarter:
             channel, job_step_message("Uploading the data to Nebius…"), thread_ts=parent.ts
         )
         try:
+            integrations = self._integrations(plan)  # before any upload: fail fast
             training_id = await self._nebius_file(plan.training, step)
             validation_id = (
                 await self._nebius_file(plan.validation, step) if plan.validation else None
@@ -177,9 +198,10 @@ class JobStarter:
                 hyperparameters=plan.hyperparameters,
                 suffix=plan.suffix,
                 seed=plan.seed,
+                integrations=integrations,
             )
             job = await self.nebius.create_job(request, file_wait_timeout=self.file_wait_timeout)
-        except (NebiusError, ChatError) as error:
+        except (NebiusError, ChatError, WandbNotConfigured) as error:
             self.store.release_request(key)
             hint = getattr(error, "hint", None)
             await self.chat.update(step, job_start_failed_message(error.message, hint))
@@ -191,6 +213,18 @@ class JobStarter:
         await self.chat.update(parent, job_card_message(job))
         await self.chat.update(step, job_step_message(f"Job `{job.id}` created."))
         return job.id
+
+    def _integrations(self, plan: CreatePlan) -> list[WandbIntegration]:
+        if plan.wandb is None:
+            return []
+        key = self.settings.wandb_api_key
+        if key is None:
+            raise WandbNotConfigured(
+                "W&B logging needs WANDB_API_KEY in the bot's configuration "
+                "(keys are never typed into Slack); ask whoever runs the bot, "
+                "or start the job without wandb_project="
+            )
+        return [WandbIntegration(wandb=WandbSettings(**plan.wandb, api_key=key.get_secret_value()))]
 
     async def _nebius_file(self, upload: Upload, step: MessageRef) -> str:
         """The Nebius file id for an upload's content: uploaded once per sha256, then ready."""

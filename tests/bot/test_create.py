@@ -222,3 +222,46 @@ async def test_an_unauthorised_user_cannot_create(
     (eph,) = fake_slack.ephemerals_for("U1")
     assert "jobs cannot be created or cancelled from this channel" in eph["text"]
     assert not create.called
+
+
+async def test_wandb_logging_uses_the_bots_key_which_never_reaches_slack(
+    harness_factory: HarnessFactory,
+    fake_slack: FakeSlack,
+    nebius_api: respx.Router,
+    nebius_files: respx.Route,
+    valid_bytes: bytes,
+) -> None:
+    from pydantic import SecretStr
+
+    harness = harness_factory(wandb_api_key=SecretStr("wandb-secret-key"))
+    await shared(harness, fake_slack, valid_bytes)
+    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
+
+    await harness.command(
+        f"create model={MODEL} training=train.jsonl wandb_project=xgen wandb_name=run-1"
+    )
+
+    assert sent_job(create)["integrations"] == [
+        {
+            "type": "wandb",
+            "wandb": {"project": "xgen", "name": "run-1", "api_key": "wandb-secret-key"},
+        }
+    ]
+    assert "wandb-secret-key" not in repr(fake_slack.calls)
+
+
+async def test_wandb_logging_without_a_configured_key_says_so_before_uploading(
+    harness: SlackHarness,
+    fake_slack: FakeSlack,
+    nebius_api: respx.Router,
+    nebius_files: respx.Route,
+    valid_bytes: bytes,
+) -> None:
+    await shared(harness, fake_slack, valid_bytes)
+    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
+
+    await harness.command(f"create model={MODEL} training=train.jsonl wandb_project=xgen")
+
+    assert create.call_count == 0 and nebius_files.call_count == 0
+    texts = [m.text for m in fake_slack.messages.values()]
+    assert any("WANDB_API_KEY" in text for text in texts)
