@@ -79,6 +79,9 @@ def job_card_message(job: Job) -> Message:
                 confirm=CANCEL_CONFIRM,
             )
         )
+    if job.status == "succeeded":
+        # No checkpoint id: the click downloads the latest one into the card's thread.
+        buttons.append(button("Download", Actions.DOWNLOAD_CHECKPOINT, f"{job.id}:"))
     blocks.append(actions(*buttons))
     text = f"Job {job.id}: {job.status} ({job.model or 'model unknown'})"
     return Message(text=text, blocks=blocks, metadata={"job_id": job.id, "kind": "card"})

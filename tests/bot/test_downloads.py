@@ -103,3 +103,31 @@ async def test_watch_follows_a_job_in_a_new_thread(
     (eph,) = fake_slack.ephemerals_for("U1")
     assert "already followed" in eph["text"]
     assert json.dumps(card.blocks).count("Cancel") >= 1
+
+
+def card_buttons(status: str) -> dict[str, str]:
+    from bot.blocks.jobs import job_card_message
+    from client import Job
+
+    job = Job.model_validate({"id": "ftjob-1", "status": status, "model": "m"})
+    (actions,) = [b for b in job_card_message(job).blocks if b["type"] == "actions"]
+    return {e["text"]["text"]: e["value"] for e in actions["elements"]}
+
+
+def test_the_card_of_a_finished_job_has_download_and_a_running_one_cancel() -> None:
+    assert set(card_buttons("running")) == {"Refresh", "Cancel"}
+    assert card_buttons("succeeded") == {"Refresh": "ftjob-1", "Download": "ftjob-1:"}
+    assert set(card_buttons("failed")) == {"Refresh"}
+
+
+async def test_the_cards_download_button_uploads_the_latest_checkpoint_into_its_thread(
+    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
+) -> None:
+    nebius_checkpoint_files(nebius_api)
+    await harness.click(
+        Actions.DOWNLOAD_CHECKPOINT, card_buttons("succeeded")["Download"], message_ts="77.7"
+    )
+
+    titles = sorted(f["title"] for c in fake_slack.completed_uploads for f in c["files"])
+    assert titles[0] == "adapter_model.safetensors (checkpoint cp-2, step 20)"
+    assert all(c["thread_ts"] == "77.7" for c in fake_slack.completed_uploads)

@@ -72,7 +72,7 @@ def test_the_job_card_shows_its_fields_and_numbered_buttons() -> None:
 def test_a_finished_card_has_no_cancel_button() -> None:
     text, buttons = render(job_card_message(running_job(status="succeeded", trained_steps=10)))
     assert "Status: ✅ succeeded" in text
-    assert [b["action_id"] for b in buttons] == ["refresh_job"]
+    assert [b["action_id"] for b in buttons] == ["refresh_job", "download_checkpoint"]
 
 
 def test_the_upload_report_shows_counts_warnings_and_its_two_actions(samples_dir) -> None:
