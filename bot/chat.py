@@ -105,8 +105,3 @@ class Chat(Protocol):
         the content cannot be had.
         """
         ...
-
-
-async def reply(chat: Chat, parent: MessageRef, message: Message) -> MessageRef:
-    """Posts in the thread of `parent`."""
-    return await chat.post(parent.channel, message, thread_ts=parent.ts)

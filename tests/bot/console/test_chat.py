@@ -8,7 +8,7 @@ import pytest
 
 from bot.blocks import usage_message
 from bot.blocks.jobs import job_card_message
-from bot.chat import ChatError, FileTooLarge, Message, MessageRef, SharedFile, reply
+from bot.chat import ChatError, FileTooLarge, Message, MessageRef, SharedFile
 from bot.console.chat import CHANNEL, ConsoleChat
 from client import Job
 from tests.bot.console.conftest import RecordingScreen
@@ -22,7 +22,7 @@ async def test_a_post_is_numbered_and_its_thread_reply_is_indented_and_labelled(
     chat: ConsoleChat, screen: RecordingScreen
 ) -> None:
     parent = await chat.post(CHANNEL, Message(text="Report for *train.jsonl*"))
-    await reply(chat, parent, Message(text="Waiting for Nebius"))
+    await chat.post(parent.channel, Message(text="Waiting for Nebius"), thread_ts=parent.ts)
     assert screen.text.splitlines() == [
         "#1 xgenlens:",
         "    Report for train.jsonl",
