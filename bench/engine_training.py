@@ -75,7 +75,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ours(model_dir: Path, train: Path, work: Path) -> tuple[float, Any]:
+def run_ours(model_dir: Path, train: Path, work: Path, device: str) -> tuple[float, Any]:
     from engine.models import BUILTIN_MODEL_ID
     from engine.training import loop
     from engine.training.events import ProgressEvent
@@ -97,6 +97,7 @@ def run_ours(model_dir: Path, train: Path, work: Path) -> tuple[float, Any]:
             "context_length": 1024,
         },
         seed=HP["seed"],
+        device=device,
     )
     events: list = []
     run = loop.train(spec, events.append)
@@ -104,14 +105,17 @@ def run_ours(model_dir: Path, train: Path, work: Path) -> tuple[float, Any]:
     return progress.tokens_per_second, run
 
 
-def run_trl(model_dir: Path, train: Path, work: Path, fastest: bool) -> tuple[float, Any]:
+def run_trl(
+    model_dir: Path, train: Path, work: Path, fastest: bool, device: str
+) -> tuple[float, Any]:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    if device == "cpu":
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     rows = []
@@ -133,7 +137,7 @@ def run_trl(model_dir: Path, train: Path, work: Path, fastest: bool) -> tuple[fl
         save_strategy="no",
         report_to=[],
         seed=HP["seed"],
-        use_cpu=True,
+        use_cpu=device == "cpu",
         **options,
     )
     timing: dict[str, float] = {}
@@ -163,54 +167,93 @@ def run_trl(model_dir: Path, train: Path, work: Path, fastest: bool) -> tuple[fl
     model = trainer.model
     if getattr(model, "is_gradient_checkpointing", False):
         model.gradient_checkpointing_disable()
-    run = SimpleNamespace(model=model, tokenizer=tokenizer, device=torch.device("cpu"))
-    run.autocast_dtype = None
+    run = SimpleNamespace(model=model, tokenizer=tokenizer, device=torch.device(device))
     return tokens / (timing["end"] - timing["start"]), run
 
 
-def child(config: str, model_dir: Path, train: Path, evaluation: Path, result: Path) -> None:
+def flops_per_token(model_dir: Path, mean_length: float) -> float:
+    """Model FLOPs to train on one token, as PaLM's MFU counts them.
+
+    6 per weight of every matmul (the output projection included) plus the attention
+    scores, 12 * layers * d_model * sequence length. LoRA skips the gradients of the
+    frozen weights, so the hardware does about two thirds of this; MFU quoted with
+    this count is the usual yardstick, not the work actually done.
+    """
+    config = json.loads((model_dir / "config.json").read_text())
+    d, layers = config["hidden_size"], config["num_hidden_layers"]
+    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
+    head_dim = config.get("head_dim") or d // heads
+    attention = d * head_dim * (2 * heads + 2 * kv_heads)
+    mlp = 3 * d * config["intermediate_size"]
+    head = d * config["vocab_size"]
+    return 6 * (layers * (attention + mlp) + head) + 12 * layers * d * mean_length
+
+
+def _device_peak_tflops(name: str) -> float | None:
+    """Dense bf16 peak of the GPUs these figures were taken on (vendor data sheets)."""
+    for marker, tflops in (("H100", 989.4), ("H200", 989.4), ("A100", 312.0)):
+        if marker in name:
+            return tflops
+    return None
+
+
+def child(
+    config: str, model_dir: Path, train: Path, evaluation: Path, result: Path, device: str
+) -> None:
+    import torch
+
     from engine.training import loop
     from engine.training.data import load_dataset
-    from engine.training.memory import return_freed_memory
     from engine.training.spec import Hyperparameters
 
-    if config == "ours":
-        return_freed_memory()  # as engine.training.worker does at start
+    resolved = loop.pick_device(device).type
     with tempfile.TemporaryDirectory() as work:
         if config == "ours":
-            tps, run = run_ours(model_dir, train, Path(work))
+            tps, run = run_ours(model_dir, train, Path(work), resolved)
         else:
-            tps, run = run_trl(model_dir, train, Path(work), fastest=config == "trl-fastest")
-        peak = _peak_rss_mb()
+            fastest = config == "trl-fastest"
+            tps, run = run_trl(model_dir, train, Path(work), fastest, resolved)
+        figures: dict[str, Any] = {"tokens_per_second": tps, "peak_rss_mb": _peak_rss_mb()}
+        if resolved == "cuda":
+            figures["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            figures["gpu_name"] = torch.cuda.get_device_name()
+        # Every run is scored by the same code in the same precision.
+        run.autocast_dtype = loop.pick_autocast(run.device, "auto")
         examples, _ = load_dataset(evaluation, run.tokenizer, 1024)
         hp = Hyperparameters(batch_size=HP["batch_size"], packing=True)
-        final_loss = loop.evaluate(run, examples, hp)
-    result.write_text(
-        json.dumps({"tokens_per_second": tps, "peak_rss_mb": peak, "loss": final_loss})
-    )
+        figures["loss"] = loop.evaluate(run, examples, hp)
+    result.write_text(json.dumps(figures))
 
 
-def parent(train_examples: int, rounds: int, configs: list[str]) -> int:
+def parent(train_examples: int, rounds: int, configs: list[str], device: str) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
     from engine.models import ensure_builtin
+    from engine.training.data import load_dataset
+    from engine.training.loop import pick_device
 
     OUT.mkdir(parents=True, exist_ok=True)
     model_dir = ensure_builtin(OUT / "models")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     data = OUT / "engine_training_data.jsonl"
-    generate(data, 200, AutoTokenizer.from_pretrained(model_dir))
+    generate(data, 200, tokenizer)
     train = _subset(data, 0, train_examples, OUT / "engine_training_train.jsonl")
     evaluation = _subset(
         data, 200 - EVAL_EXAMPLES, EVAL_EXAMPLES, OUT / "engine_training_eval.jsonl"
     )
+    _, stats = load_dataset(train, tokenizer, 1024)
+    per_token = flops_per_token(model_dir, stats.tokens / stats.examples)
+    where = pick_device(device).type
+    if where == "cpu":
+        where = f"{len(os.sched_getaffinity(0))} CPU threads"
     print(
         f"SmolLM2-135M-Instruct, LoRA r={HP['lora_r']} all linear, batch {HP['batch_size']}, "
         f"{train_examples} training examples (60-500 tokens), 1 epoch, "
-        f"{len(os.sched_getaffinity(0))} CPU threads, {rounds} interleaved round(s)",
+        f"{where}, {rounds} interleaved round(s)",
         flush=True,
     )
-    results: dict[str, list[dict[str, float]]] = {c: [] for c in configs}
+    results: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
     for round_number in range(1, rounds + 1):
         for config in configs:
             result = OUT / f"engine_training_{config}.json"
@@ -218,7 +261,7 @@ def parent(train_examples: int, rounds: int, configs: list[str]) -> int:
             started = time.monotonic()
             proc = subprocess.run(
                 [sys.executable, "-m", "bench.engine_training", "--child", config,
-                 str(model_dir), str(train), str(evaluation), str(result)],
+                 str(model_dir), str(train), str(evaluation), str(result), device],
                 cwd=ROOT,
                 capture_output=True,
                 text=True,
@@ -229,21 +272,25 @@ def parent(train_examples: int, rounds: int, configs: list[str]) -> int:
                 continue
             figures = json.loads(result.read_text())
             results[config].append(figures)
+            gpu = f"  GPU {figures['gpu_peak_mb']:7.0f} MB" if "gpu_peak_mb" in figures else ""
             print(
                 f"  round {round_number} {config:12s} {figures['tokens_per_second']:7.1f} tok/s  "
-                f"{figures['peak_rss_mb']:7.0f} MB  loss {figures['loss']:.4f}  "
+                f"{figures['peak_rss_mb']:7.0f} MB{gpu}  loss {figures['loss']:.4f}  "
                 f"({time.monotonic() - started:.0f} s)",
                 flush=True,
             )
-    print_table(results)
+    print_table(results, per_token)
     return 0 if all(results.values()) else 1
 
 
-def print_table(results: dict[str, list[dict[str, float]]]) -> None:
+def print_table(results: dict[str, list[dict[str, Any]]], per_token: float) -> None:
+    on_gpu = any("gpu_name" in r for runs in results.values() for r in runs)
+    extra = " GPU peak MB | MFU |" if on_gpu else ""
     print(
         "\n| configuration | tokens/s (median) | peak RSS MB | final loss | speed vs TRL fastest |"
+        + extra
     )
-    print("| --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- |" + (" --- | --- |" if on_gpu else ""))
     base = results.get(BASELINE) or []
     for config, runs in results.items():
         if not runs:
@@ -258,7 +305,15 @@ def print_table(results: dict[str, list[dict[str, float]]]) -> None:
             for r, b in zip(runs, base, strict=False)
         ]
         ratio = f"{statistics.median(ratios):.2f}x" if ratios else "n/a"
-        print(f"| {config} | {tps:.1f} | {rss:.0f} | {loss:.4f} | {ratio} |")
+        row = f"| {config} | {tps:.1f} | {rss:.0f} | {loss:.4f} | {ratio} |"
+        if on_gpu:
+            peak = _device_peak_tflops(runs[0].get("gpu_name", ""))
+            mfu = f"{100 * tps * per_token / (peak * 1e12):.2f}%" if peak else "n/a"
+            row += f" {max(r['gpu_peak_mb'] for r in runs):.0f} | {mfu} |"
+        print(row)
+    if on_gpu:
+        name = next(r["gpu_name"] for runs in results.values() for r in runs)
+        print(f"\nGPU: {name}; MFU at {per_token / 1e6:.0f} MFLOP per token (PaLM's count).")
 
 
 def main() -> int:
@@ -268,14 +323,17 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of every config")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset")
-    parser.add_argument("--child", nargs=5, metavar="ARG", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: a GPU if any"
+    )
+    parser.add_argument("--child", nargs=6, metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        config, model_dir, train, evaluation, result = args.child
-        child(config, Path(model_dir), Path(train), Path(evaluation), Path(result))
+        config, model_dir, train, evaluation, result, device = args.child
+        child(config, Path(model_dir), Path(train), Path(evaluation), Path(result), device)
         return 0
     count = min(max(args.train_examples, HP["batch_size"]), 200 - EVAL_EXAMPLES)
-    return parent(count, args.rounds, [c for c in args.configs.split(",") if c])
+    return parent(count, args.rounds, [c for c in args.configs.split(",") if c], args.device)
 
 
 if __name__ == "__main__":

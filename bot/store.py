@@ -9,9 +9,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# Slack retries an event for a few minutes at most; a day is well past any redelivery, and
+# a job request key or content fingerprint is of no use after that either.
+RETENTION_S = 24 * 3600
+# Pruning runs at start and then once every this many claims: cheap, and the tables stay small
+# however long the bot runs.
+PRUNE_EVERY = 500
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS handled_events (
@@ -31,6 +39,20 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS handled_events_by_time ON handled_events(handled_at);
+CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency(updated_at);
+-- Job requests by content: an identical request soon after is refused (no second paid job).
+CREATE TABLE IF NOT EXISTS content_requests (
+    fingerprint TEXT PRIMARY KEY,
+    request_key TEXT NOT NULL,
+    user_id TEXT,
+    channel TEXT,
+    thread_ts TEXT,
+    job_id TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS content_requests_by_time ON content_requests(updated_at);
 CREATE TABLE IF NOT EXISTS watches (
     job_id TEXT PRIMARY KEY,
     channel TEXT NOT NULL,
@@ -54,7 +76,9 @@ CREATE TABLE IF NOT EXISTS uploads (
     format TEXT,
     report TEXT,
     state TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    report_ts TEXT,
+    validation_report TEXT
 );
 CREATE INDEX IF NOT EXISTS uploads_by_channel ON uploads(channel, created_at);
 CREATE INDEX IF NOT EXISTS uploads_by_sha ON uploads(sha256);
@@ -74,6 +98,21 @@ class Watch:
 
 
 @dataclass(frozen=True)
+class ContentRequest:
+    """A job request remembered by its content fingerprint (see `claim_content`)."""
+
+    fingerprint: str
+    request_key: str
+    user_id: str | None
+    channel: str | None
+    thread_ts: str | None
+    job_id: str | None
+    created_at: float
+    # When it was claimed, or when its job was created: the duplicate window counts from here.
+    updated_at: float
+
+
+@dataclass(frozen=True)
 class Upload:
     slack_file_id: str
     channel: str
@@ -86,10 +125,17 @@ class Upload:
     report: dict[str, Any] | None
     state: str  # "validating" | "done" | "failed"
     created_at: float
+    # The message with the report (its thread is the upload's), to update it in place.
+    report_ts: str | None = None
+    # The report of the same content checked as a validation file, once someone uses it as one.
+    validation_report: dict[str, Any] | None = None
 
 
 class Store:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, now: Callable[[], float] = time.time) -> None:
+        # Wall-clock seconds: what is stored must still mean something after a restart.
+        self.now = now
+        self._claims = 0
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +145,15 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        self._add_missing_columns()
+        self.prune()
+
+    def _add_missing_columns(self) -> None:
+        """A database made by an older version gains the columns added since."""
+        have = {row["name"] for row in self._db.execute("PRAGMA table_info(uploads)")}
+        for column in ("report_ts", "validation_report"):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE uploads ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -112,9 +167,28 @@ class Store:
         """True the first time an event id is seen, False for every redelivery."""
         cur = self._db.execute(
             "INSERT OR IGNORE INTO handled_events(event_id, handled_at) VALUES (?, ?)",
-            (event_id, time.time()),
+            (event_id, self.now()),
         )
+        self._claimed()
         return cur.rowcount == 1
+
+    def _claimed(self) -> None:
+        self._claims += 1
+        if self._claims % PRUNE_EVERY == 0:
+            self.prune()
+
+    def prune(self, retention_s: float = RETENTION_S) -> int:
+        """Forgets handled event ids, request keys and content fingerprints older than
+        `retention_s` (long past Slack's retries); returns how many rows went."""
+        cutoff = self.now() - retention_s
+        removed = 0
+        for sql in (
+            "DELETE FROM handled_events WHERE handled_at < ?",
+            "DELETE FROM idempotency WHERE updated_at < ?",
+            "DELETE FROM content_requests WHERE updated_at < ?",
+        ):
+            removed += self._db.execute(sql, (cutoff,)).rowcount
+        return removed
 
     # Nebius file ids by content hash: each content is uploaded once.
     def nebius_file(self, sha256: str) -> str | None:
@@ -129,7 +203,7 @@ class Store:
         self._db.execute(
             "INSERT OR REPLACE INTO nebius_files(sha256, file_id, filename, bytes, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            (sha256, file_id, filename, size, time.time()),
+            (sha256, file_id, filename, size, self.now()),
         )
 
     def forget_nebius_file(self, sha256: str) -> None:
@@ -138,11 +212,12 @@ class Store:
     # Idempotency keys: one job per request, however often it is delivered or clicked.
     def claim_request(self, key: str) -> bool:
         """True for the first claim of a key; False when it was claimed before."""
-        now = time.time()
+        now = self.now()
         cur = self._db.execute(
             "INSERT OR IGNORE INTO idempotency(key, created_at, updated_at) VALUES (?, ?, ?)",
             (key, now, now),
         )
+        self._claimed()
         return cur.rowcount == 1
 
     def request_job(self, key: str) -> str | None:
@@ -152,18 +227,76 @@ class Store:
     def finish_request(self, key: str, job_id: str) -> None:
         self._db.execute(
             "UPDATE idempotency SET job_id = ?, updated_at = ? WHERE key = ?",
-            (job_id, time.time(), key),
+            (job_id, self.now(), key),
         )
 
     def release_request(self, key: str) -> None:
         """A request that failed before a job existed may be tried again."""
         self._db.execute("DELETE FROM idempotency WHERE key = ? AND job_id IS NULL", (key,))
 
+    # Job requests by content: two clicks or a command typed twice must not pay for two jobs.
+    def claim_content(
+        self,
+        fingerprint: str,
+        key: str,
+        *,
+        user_id: str | None,
+        channel: str | None,
+        window_s: float,
+        busy: bool = False,
+    ) -> ContentRequest | None:
+        """Claims a request's content: None when it may go ahead, else the earlier identical
+        request that stops it (claimed or created less than `window_s` ago, or `busy`: still
+        being started by this process)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            earlier = self.content_request(fingerprint)
+            now = self.now()
+            if earlier is not None and (busy or now - earlier.updated_at < window_s):
+                return earlier
+            self._db.execute(
+                "INSERT OR REPLACE INTO content_requests(fingerprint, request_key, user_id, "
+                "channel, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (fingerprint, key, user_id, channel, now, now),
+            )
+            return None
+        finally:
+            self._db.execute("COMMIT")
+
+    def content_request(self, fingerprint: str) -> ContentRequest | None:
+        row = self._db.execute(
+            "SELECT * FROM content_requests WHERE fingerprint = ?", (fingerprint,)
+        ).fetchone()
+        return ContentRequest(**dict(row)) if row else None
+
+    def content_thread(self, fingerprint: str, key: str, channel: str, thread_ts: str) -> None:
+        """Where the request's thread is, so a duplicate can be pointed at it."""
+        self._db.execute(
+            "UPDATE content_requests SET channel = ?, thread_ts = ? "
+            "WHERE fingerprint = ? AND request_key = ?",
+            (channel, thread_ts, fingerprint, key),
+        )
+
+    def finish_content(self, fingerprint: str, key: str, job_id: str) -> None:
+        self._db.execute(
+            "UPDATE content_requests SET job_id = ?, updated_at = ? "
+            "WHERE fingerprint = ? AND request_key = ?",
+            (job_id, self.now(), fingerprint, key),
+        )
+
+    def release_content(self, fingerprint: str, key: str) -> None:
+        """A request that failed before its job existed: the same content may be tried again."""
+        self._db.execute(
+            "DELETE FROM content_requests WHERE fingerprint = ? AND request_key = ? "
+            "AND job_id IS NULL",
+            (fingerprint, key),
+        )
+
     # Watches: one per job thread; a restart resumes every one that is not done.
     def add_watch(
         self, job_id: str, channel: str, thread_ts: str, card_ts: str | None, user_id: str | None
     ) -> None:
-        now = time.time()
+        now = self.now()
         self._db.execute(
             "INSERT INTO watches(job_id, channel, thread_ts, card_ts, user_id, created_at, "
             "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET "
@@ -190,7 +323,7 @@ class Store:
         card_ts: str | None = None,
         done: bool | None = None,
     ) -> None:
-        sets, args = ["updated_at = ?"], [time.time()]
+        sets, args = ["updated_at = ?"], [self.now()]
         for column, value in (
             ("last_event_id", last_event_id),
             ("status", status),
@@ -218,7 +351,7 @@ class Store:
         cur = self._db.execute(
             "INSERT OR IGNORE INTO uploads(slack_file_id, channel, thread_ts, name, user_id, "
             "state, created_at) VALUES (?, ?, ?, ?, ?, 'validating', ?)",
-            (slack_file_id, channel, thread_ts, name, user_id, time.time()),
+            (slack_file_id, channel, thread_ts, name, user_id, self.now()),
         )
         return cur.rowcount == 1
 
@@ -244,6 +377,26 @@ class Store:
                 slack_file_id,
             ),
         )
+
+    def upload_reported(self, slack_file_id: str, report_ts: str) -> None:
+        self._db.execute(
+            "UPDATE uploads SET report_ts = ? WHERE slack_file_id = ?", (report_ts, slack_file_id)
+        )
+
+    def finish_validation_report(self, slack_file_id: str, report: dict[str, Any]) -> None:
+        self._db.execute(
+            "UPDATE uploads SET validation_report = ? WHERE slack_file_id = ?",
+            (json.dumps(report), slack_file_id),
+        )
+
+    def validation_report_by_sha(self, sha256: str) -> dict[str, Any] | None:
+        """The validation-file report of an upload with this content, when one was made."""
+        row = self._db.execute(
+            "SELECT validation_report FROM uploads WHERE sha256 = ? "
+            "AND validation_report IS NOT NULL ORDER BY created_at LIMIT 1",
+            (sha256,),
+        ).fetchone()
+        return json.loads(row["validation_report"]) if row else None
 
     def upload(self, slack_file_id: str) -> Upload | None:
         row = self._db.execute(
@@ -296,4 +449,8 @@ def _upload(row: sqlite3.Row) -> Upload:
         report=json.loads(row["report"]) if row["report"] else None,
         state=row["state"],
         created_at=row["created_at"],
+        report_ts=row["report_ts"],
+        validation_report=(
+            json.loads(row["validation_report"]) if row["validation_report"] else None
+        ),
     )

@@ -27,6 +27,14 @@ ADVANCED = [
     ("lora_dropout", "LoRA dropout"),
 ]
 BOOLEANS = {"packing", "lora"}
+# W&B names, with the block ids `/finetune create` takes as options (wandb_project=...).
+# The key is never asked for: it only comes from the bot's WANDB_API_KEY.
+WANDB_FIELDS = [
+    ("wandb_project", "W&B project", "Logs the run to Weights & Biases"),
+    ("wandb_name", "W&B run name", "Optional, with a W&B project"),
+    ("wandb_entity", "W&B entity (team or user)", "Optional, with a W&B project"),
+]
+WANDB_MAX_CHARS = 128
 
 
 def _text(text: str) -> dict[str, Any]:
@@ -69,8 +77,11 @@ def _input(
     *,
     optional: bool = True,
     hint: str | None = None,
+    max_length: int | None = None,
 ) -> dict[str, Any]:
     element: dict[str, Any] = {"type": "plain_text_input", "action_id": "value"}
+    if max_length is not None:
+        element["max_length"] = max_length
     if initial is not None:
         element["initial_value"] = initial
     block: dict[str, Any] = {
@@ -97,8 +108,12 @@ def create_job_view(
     uploads: list[Upload],
     training: str | None = None,
     validation: str | None = None,
+    wandb_configured: bool = False,
 ) -> dict[str, Any]:
-    """The modal; `uploads` come valid first, and `private_metadata` remembers the channel."""
+    """The modal; `uploads` come valid first, and `private_metadata` remembers the channel.
+
+    `wandb_configured`: the bot has a W&B key, so a W&B project can be logged to.
+    """
     defaults = Hyperparameters()
     blocks: list[dict[str, Any]] = []
     if models:
@@ -146,18 +161,7 @@ def create_job_view(
             )
     blocks.append(_input("seed", "Seed", None, hint="A whole number, for reproducible runs"))
     blocks.append(_input("suffix", "Suffix", None, hint="Added to the fine-tuned model's name"))
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": "W&B logging uses the bot's own configuration; "
-                    "never type keys into Slack.",
-                }
-            ],
-        }
-    )
+    blocks.extend(_wandb_blocks(wandb_configured))
     return {
         "type": "modal",
         "callback_id": Views.CREATE_JOB,
@@ -167,6 +171,22 @@ def create_job_view(
         "private_metadata": json.dumps({"channel": channel}),
         "blocks": blocks,
     }
+
+
+def _wandb_blocks(configured: bool) -> list[dict[str, Any]]:
+    if configured:
+        about = "W&B logging uses the bot's own key; never type keys into Slack."
+    else:
+        about = (
+            "W&B logging needs WANDB_API_KEY in the bot's configuration, which is not set; "
+            "never type keys into Slack."
+        )
+    blocks: list[dict[str, Any]] = [
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": about}]}
+    ]
+    for block_id, label, hint in WANDB_FIELDS:
+        blocks.append(_input(block_id, label, None, hint=hint, max_length=WANDB_MAX_CHARS))
+    return blocks
 
 
 def form_options(values: dict[str, dict[str, dict[str, Any]]]) -> dict[str, str]:

@@ -195,6 +195,28 @@ def already_started_message(job_id: str | None) -> Message:
     return Message(text=text, blocks=[section(text)])
 
 
+def duplicate_request_message(
+    job_id: str | None, channel: str | None, thread_ts: str | None, *, age_s: float
+) -> Message:
+    """An identical request was made moments ago: point at it instead of paying twice."""
+    minutes = int(age_s // 60)
+    ago = "less than a minute ago" if minutes < 1 else f"{minutes} min ago"
+    # A ts means nothing to a person; the channel and the job id find the thread.
+    where = f" (its thread is in <#{channel}>)" if channel and thread_ts else ""
+    if job_id:
+        head = f"You asked for this exact job {ago}: it is job `{job_id}`{where}."
+    else:
+        head = f"You asked for this exact job {ago} and it is still being started{where}."
+    text = (
+        f":warning: Not started again. {head} "
+        "Change a setting (epochs, say) to start a different job."
+    )
+    blocks = [section(text)]
+    if job_id:
+        blocks.append(context(f"`/finetune status {job_id}` shows its card."))
+    return Message(text=text, blocks=blocks)
+
+
 def job_events_reply(job_id: str, events: list[Event]) -> Message:
     """New events, oldest first, as one reply; the metadata records the last one posted."""
     lines = [f"{when(e.created_at)}  {e.message}" for e in events]

@@ -32,9 +32,11 @@ def upload_report(
     name = report.filename
     fmt = FORMAT_NAMES.get(report.format or "", "not recognised")
     stats = report.stats
+    as_validation = report.role == "validation"
     if report.valid:
+        checked = ", checked as a validation file" if as_validation else ""
         headline = (
-            f":white_check_mark: `{name}` is a valid {fmt} dataset: "
+            f":white_check_mark: `{name}` is a valid {fmt} dataset{checked}: "
             f"{stats.examples:,} examples, about {stats.tokens.total:,} tokens."
         )
     else:
@@ -49,6 +51,14 @@ def upload_report(
     blocks: list[dict[str, Any]] = [section(headline), code_block(render_report(report))]
     if reused:
         blocks.append(context("Same content as an earlier upload: its report is shown again."))
+    if as_validation:
+        # Said because the first report (as a training file) may have warned otherwise.
+        blocks.append(
+            context(
+                "Checked again as a validation file, since it is used as one: "
+                "the warnings meant for training files do not apply to it."
+            )
+        )
     if report.valid:
         blocks.append(
             actions(

@@ -49,14 +49,8 @@ async def fill_form(
     values: dict[str, dict[str, Any]] = {}
     for index, block in enumerate(view.get("blocks") or []):
         if block.get("type") != "input":
-            if only is None and block.get("type") in ("header", "section"):
-                say(
-                    [
-                        text_object(block.get("text")) + ":"
-                        if block["type"] == "header"
-                        else text_object(block.get("text"))
-                    ]
-                )
+            if only is None:
+                say(_notes(block))
             continue
         element = block.get("element") or {}
         block_id = str(block.get("block_id") or f"block{index}")
@@ -69,6 +63,18 @@ async def fill_form(
         state = await _ask_element(element, label, optional, hint, ask, say)
         values.setdefault(block_id, {})[action_id] = state
     return values
+
+
+def _notes(block: dict[str, Any]) -> list[str]:
+    """What a form's other blocks say: headers, sections and context notes."""
+    kind = block.get("type")
+    if kind == "header":
+        return [text_object(block.get("text")) + ":"]
+    if kind == "section":
+        return [text_object(block.get("text"))]
+    if kind == "context":
+        return [text_object(e) for e in block.get("elements") or [] if text_object(e)]
+    return []
 
 
 async def _answer(ask: Ask, prompt: str) -> str:

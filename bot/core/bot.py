@@ -71,7 +71,9 @@ class Bot:
         self.background = Background()
         self.uploads = UploadHandler(settings, store, chat)
         self.watcher = Watcher(store, chat, nebius, clock=clock) if nebius else None
-        self.commands = CommandRunner(settings, store, chat, nebius, watcher=self.watcher)
+        self.commands = CommandRunner(
+            settings, store, chat, nebius, watcher=self.watcher, uploads=self.uploads
+        )
         self._watching = False
 
     def start_watching(self) -> None:
@@ -129,7 +131,12 @@ class Bot:
         reason = self.settings.may_manage_jobs(user, channel)
         if reason:
             return {"model": f"Sorry, {reason}."}
-        plan, errors = plan_from_form(self.store, channel, form_options(values))
+        plan, errors = plan_from_form(
+            self.store,
+            channel,
+            form_options(values),
+            wandb_configured=self.settings.wandb_api_key is not None,
+        )
         if plan is None:
             return errors
         key = f"form:{view_id or trigger_id or uuid.uuid4()}"

@@ -29,6 +29,7 @@ from bot.chat import Chat, Message, MessageRef
 from bot.config import BotSettings
 from bot.core.downloads import DownloadError, pick_checkpoint, upload_checkpoint
 from bot.core.jobs import CreatePlan, JobStarter, RequestError, plan_from_options
+from bot.core.uploads import UploadHandler
 from bot.store import Store
 from client import NebiusClient, NebiusError
 
@@ -105,17 +106,28 @@ class CommandRunner:
         nebius: NebiusClient | None,
         *,
         watcher: Watcher | None = None,
+        uploads: UploadHandler | None = None,
     ) -> None:
+        self.uploads = uploads
         self.settings = settings
         self.store = store
         self.chat = chat
         self.nebius = nebius
         self.watcher = watcher
+        # Content fingerprints of the requests being started now (see JobStarter.start).
+        self.starting: set[str] = set()
 
     def _starter(self) -> JobStarter:
         assert self.nebius is not None
         on_watch = self.watcher.wake if self.watcher is not None else None
-        return JobStarter(self.settings, self.store, self.chat, self.nebius, on_watch=on_watch)
+        return JobStarter(
+            self.settings,
+            self.store,
+            self.chat,
+            self.nebius,
+            on_watch=on_watch,
+            starting=self.starting,
+        )
 
     async def _answer(self, request: CommandRequest, message: Message) -> None:
         await self.chat.ephemeral(request.channel, request.user, message)
@@ -222,7 +234,19 @@ class CommandRunner:
         if not self.store.claim_request(key):
             await self._answer(request, already_started_message(self.store.request_job(key)))
             return
-        await self._starter().start(plan, key=key, user=request.user, channel=request.channel)
+        await self._start(plan, key=key, user=request.user, channel=request.channel)
+
+    async def _start(self, plan: CreatePlan, *, key: str, user: str, channel: str) -> None:
+        await self._starter().start(plan, key=key, user=user, channel=channel)
+        if plan.validation is not None:
+            # After the start, so the job never waits on it; done once per file whatever
+            # became of the job.
+            await self._mark_validation(plan.validation.slack_file_id)
+
+    async def _mark_validation(self, slack_file_id: str, message: MessageRef | None = None) -> None:
+        """The file's own report now says it is checked as a validation file."""
+        if self.uploads is not None:
+            await self.uploads.check_as_validation(slack_file_id, message=message)
 
     async def open_create_form(
         self,
@@ -245,6 +269,7 @@ class CommandRunner:
             uploads=self.store.recent_uploads(channel),
             training=training,
             validation=validation,
+            wandb_configured=self.settings.wandb_api_key is not None,
         )
         await self.chat.open_form(trigger_id, view)
 
@@ -255,7 +280,7 @@ class CommandRunner:
             self.store.release_request(key)
             await self.chat.ephemeral(channel, user, nebius_missing_message())
             return
-        await self._starter().start(plan, key=key, user=user, channel=channel)
+        await self._start(plan, key=key, user=user, channel=channel)
 
     async def _read(self, verb: str, command: ParsedCommand) -> Message:
         assert self.nebius is not None
@@ -298,9 +323,16 @@ class CommandRunner:
             reason = self.settings.may_manage_jobs(click.user, click.channel)
             if reason:
                 await self.chat.ephemeral(click.channel, click.user, refusal_message(reason))
-            elif click.trigger_id:
+                return
+            if click.trigger_id:
                 role = "training" if action == Actions.FINETUNE_WITH_FILE else "validation"
+                # The form first: Slack's trigger expires in 3 s.
                 await self.open_create_form(click.channel, click.trigger_id, **{role: click.value})
+            if action == Actions.USE_AS_VALIDATION:
+                report = None
+                if click.message_ts and not click.ephemeral:
+                    report = MessageRef(click.channel, click.message_ts)
+                await self._mark_validation(click.value, report)
             return
         if action == Actions.DOWNLOAD_CHECKPOINT:
             if self.nebius is None:

@@ -4,13 +4,17 @@ Nebius has processed it, create the job once per request, and leave a card in a 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.blocks.forms import WANDB_MAX_CHARS
 from bot.blocks.jobs import (
+    duplicate_request_message,
     job_card_message,
     job_start_failed_message,
     job_starting_message,
@@ -39,6 +43,9 @@ ALIASES = {"epochs": "n_epochs", "lr": "learning_rate"}
 WANDB_OPTIONS = {"wandb_project": "project", "wandb_name": "name", "wandb_entity": "entity"}
 FILE_OPTIONS = {"model", "training", "validation", "suffix", "seed", *WANDB_OPTIONS}
 HYPERPARAMETERS = set(Hyperparameters.model_fields)
+# A request identical in content to one claimed or created this recently is refused: two
+# clicks (or a command typed twice) would otherwise pay for two identical jobs.
+DUPLICATE_WINDOW_S = 10 * 60
 
 
 class RequestError(ValueError):
@@ -65,6 +72,30 @@ class CreatePlan:
     seed: int | None = None
     # project, name, entity for a W&B integration; None: no W&B logging.
     wandb: dict[str, str] | None = None
+
+
+def request_fingerprint(plan: CreatePlan, *, user: str, channel: str) -> str:
+    """What makes two requests the same job: who, where, model, data, and every setting.
+
+    Files count by content (sha256) so the same data shared twice is still the same;
+    hyperparameters count with their defaults filled in, so `epochs=3` equals no epochs.
+    """
+
+    def file(upload: Upload | None) -> str | None:
+        return None if upload is None else (upload.sha256 or upload.slack_file_id)
+
+    content = {
+        "user": user,
+        "channel": channel,
+        "model": plan.model,
+        "training": file(plan.training),
+        "validation": file(plan.validation),
+        "hyperparameters": plan.hyperparameters.model_dump(mode="json"),
+        "suffix": plan.suffix,
+        "seed": plan.seed,
+        "wandb": plan.wandb,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def plan_from_options(store: Store, channel: str, options: dict[str, str]) -> CreatePlan:
@@ -110,10 +141,14 @@ def plan_from_options(store: Store, channel: str, options: dict[str, str]) -> Cr
 
 
 def plan_from_form(
-    store: Store, channel: str, options: dict[str, str]
+    store: Store, channel: str, options: dict[str, str], *, wandb_configured: bool
 ) -> tuple[CreatePlan | None, dict[str, str]]:
-    """The modal's answers -> a plan, or errors keyed by the form's block ids."""
-    errors: dict[str, str] = {}
+    """The modal's answers -> a plan, or errors keyed by the form's block ids.
+
+    `wandb_configured`: the bot has a W&B key; without one a W&B project is an error on
+    its field, said while the form is still open rather than in the job's thread later.
+    """
+    errors: dict[str, str] = _wandb_errors(options, wandb_configured)
     if not options.get("model"):
         errors["model"] = "Pick a model."
     for name in HYPERPARAMETERS & options.keys():
@@ -137,6 +172,29 @@ def plan_from_form(
     if errors:
         return None, errors
     return plan_from_options(store, channel, options), {}
+
+
+def _wandb_errors(options: dict[str, str], configured: bool) -> dict[str, str]:
+    too_long = {
+        k: f"At most {WANDB_MAX_CHARS} characters."
+        for k in WANDB_OPTIONS
+        if len(options.get(k, "")) > WANDB_MAX_CHARS
+    }
+    if too_long:
+        return too_long
+    if not options.get("wandb_project"):
+        # The error goes where the stray value is, so clearing it there is enough.
+        return {
+            k: "Only with a W&B project: fill that in, or leave this empty."
+            for k in ("wandb_name", "wandb_entity")
+            if options.get(k)
+        }
+    if not configured:
+        return {
+            "wandb_project": "W&B logging needs WANDB_API_KEY in the bot's configuration "
+            "(keys are never typed into Slack); ask whoever runs the bot, or leave this empty."
+        }
+    return {}
 
 
 def resolve_upload(store: Store, channel: str, ref: str, role: str) -> Upload:
@@ -170,8 +228,12 @@ class JobStarter:
         *,
         file_wait_timeout: float = 600.0,
         on_watch: Callable[[], None] | None = None,
+        starting: set[str] | None = None,
     ) -> None:
         self.on_watch = on_watch
+        # Fingerprints this process is starting now (shared by the starters of one bot): an
+        # identical request waits for none of them, however long Nebius takes.
+        self.starting = starting if starting is not None else set()
         self.settings = settings
         self.store = store
         self.chat = chat
@@ -179,8 +241,46 @@ class JobStarter:
         self.file_wait_timeout = file_wait_timeout
 
     async def start(self, plan: CreatePlan, *, key: str, user: str, channel: str) -> str | None:
-        """Runs the whole request; returns the job id, or None when it failed (and said so)."""
+        """Runs the whole request; returns the job id, or None when it failed or was refused
+        as a duplicate (and said so)."""
+        fingerprint = request_fingerprint(plan, user=user, channel=channel)
+        earlier = self.store.claim_content(
+            fingerprint,
+            key,
+            user_id=user,
+            channel=channel,
+            window_s=DUPLICATE_WINDOW_S,
+            busy=fingerprint in self.starting,
+        )
+        if earlier is not None:
+            if earlier.job_id is not None:
+                # A redelivery of this request is answered with the job it duplicates.
+                self.store.finish_request(key, earlier.job_id)
+            age = max(0.0, self.store.now() - earlier.updated_at)
+            await self.chat.ephemeral(
+                channel,
+                user,
+                duplicate_request_message(
+                    earlier.job_id, earlier.channel, earlier.thread_ts, age_s=age
+                ),
+            )
+            return None
+        self.starting.add(fingerprint)
+        job_id = None
+        try:
+            job_id = await self._start(plan, key=key, user=user, channel=channel, fp=fingerprint)
+        finally:
+            self.starting.discard(fingerprint)
+            if job_id is None:
+                # No job: the same request may be made again at once.
+                self.store.release_content(fingerprint, key)
+        return job_id
+
+    async def _start(
+        self, plan: CreatePlan, *, key: str, user: str, channel: str, fp: str
+    ) -> str | None:
         parent = await self.chat.post(channel, job_starting_message(plan, user))
+        self.store.content_thread(fp, key, channel, parent.ts)
         step = await self.chat.post(
             channel, job_step_message("Uploading the data to Nebius…"), thread_ts=parent.ts
         )
@@ -207,6 +307,7 @@ class JobStarter:
             await self.chat.update(step, job_start_failed_message(error.message, hint))
             return None
         self.store.finish_request(key, job.id)
+        self.store.finish_content(fp, key, job.id)
         self.store.add_watch(job.id, channel, parent.ts, parent.ts, user)
         if self.on_watch is not None:
             self.on_watch()

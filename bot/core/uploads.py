@@ -8,12 +8,13 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bot.blocks import download_progress_message, upload_problem_message, upload_report
 from bot.blocks.common import human_size
 from bot.chat import Chat, ChatError, FileTooLarge, Message, MessageRef, SharedFile
 from bot.config import BotSettings
-from bot.store import Store
+from bot.store import Store, Upload
 from client.validation import DatasetUnreadable, validate_file
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class UploadHandler:
         self.chat = chat
         self.clock = clock
         self.progress_threshold = progress_threshold
+        # Uploads being checked again as validation files now.
+        self._rechecking: set[str] = set()
 
     async def handle(self, file: SharedFile) -> None:
         """Validates a shared .jsonl once per Slack file; other files are left alone."""
@@ -111,7 +114,8 @@ class UploadHandler:
                 self.store.finish_upload(
                     file.id, sha256=sha, valid=earlier.valid, fmt=earlier.format, report=report
                 )
-                await progress.finish(upload_report(file.id, report, reused=True))
+                shown = await progress.finish(upload_report(file.id, report, reused=True))
+                self.store.upload_reported(file.id, shown.ts)
                 return
             if progress.message is not None:
                 await progress.show(size, size, "validating")
@@ -131,7 +135,69 @@ class UploadHandler:
         self.store.finish_upload(
             file.id, sha256=sha, valid=result.valid, fmt=result.format, report=report
         )
-        await progress.finish(upload_report(file.id, report))
+        shown = await progress.finish(upload_report(file.id, report))
+        self.store.upload_reported(file.id, shown.ts)
+
+    async def check_as_validation(
+        self, slack_file_id: str, *, message: MessageRef | None = None
+    ) -> None:
+        """Someone uses this upload as a validation file: its report, checked as one.
+
+        The upload was checked as a training file, which warns "no validation file" (and
+        about a small example count) where neither applies. The report message (the one
+        recorded, else `message`) is updated in place. Best effort: the original report
+        stays if the file cannot be had again.
+        """
+        upload = self.store.upload(slack_file_id)
+        if upload is None or not upload.valid or upload.validation_report is not None:
+            return  # unknown, not usable, or already shown as a validation file
+        if slack_file_id in self._rechecking:
+            return  # a second click while the first is at work
+        self._rechecking.add(slack_file_id)
+        try:
+            report = await self._validation_report(upload)
+        except (ChatError, DatasetUnreadable) as error:
+            log.warning(
+                "re-checking %s as a validation file failed: %s", upload.slack_file_id, error
+            )
+            return
+        finally:
+            self._rechecking.discard(slack_file_id)
+        self.store.finish_validation_report(upload.slack_file_id, report)
+        shown = upload_report(upload.slack_file_id, report)
+        if upload.report_ts is not None:
+            message = MessageRef(upload.channel, upload.report_ts)
+        if message is not None:
+            try:
+                await self.chat.update(message, shown)
+                return
+            except ChatError as error:  # deleted since, say: say it afresh in the thread
+                log.info("report of %s not updated (%s)", upload.slack_file_id, error)
+        await self.chat.post(upload.channel, shown, thread_ts=upload.thread_ts)
+
+    async def _validation_report(self, upload: Upload) -> dict[str, Any]:
+        known = self.store.validation_report_by_sha(upload.sha256) if upload.sha256 else None
+        if known is not None:
+            return dict(known, filename=upload.name, file=upload.name)
+        shared = SharedFile(
+            id=upload.slack_file_id,
+            name=upload.name,
+            channel=upload.channel,
+            message_ts=upload.thread_ts,
+            user=upload.user_id,
+        )
+        with tempfile.TemporaryDirectory(prefix="xgenlens-upload-") as tmp:
+            path = Path(tmp) / "upload.jsonl"
+            await self.chat.fetch_file(shared, path, max_bytes=self.settings.max_upload_bytes)
+            result = await asyncio.to_thread(
+                validate_file,
+                path,
+                role="validation",
+                context_length=self.settings.context_length,
+            )
+        report = result.to_dict()
+        report["file"] = report["filename"] = upload.name
+        return report
 
 
 def _too_large(file: SharedFile, size: int | None, cap: int) -> Message:
@@ -172,8 +238,9 @@ class _Progress:
         if self.handler.clock() - self.last_shown >= PROGRESS_EVERY_S:
             await self.show(done, total, "downloading")
 
-    async def finish(self, message: Message) -> None:
+    async def finish(self, message: Message) -> MessageRef:
+        """Shows the last word on the file; returns the message that holds it."""
         if self.message is None:
-            await self.handler._say(self.file, self.thread, message)
-        else:
-            await self.handler.chat.update(self.message, message)
+            return await self.handler._say(self.file, self.thread, message)
+        await self.handler.chat.update(self.message, message)
+        return self.message

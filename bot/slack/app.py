@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import aiohttp
 import httpx
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock
 from bot.config import BotSettings
 from bot.core import Bot
 from bot.listeners import register_listeners
+from bot.listeners.commands.finetune import finetune_command
 from bot.slack.chat import SlackChat, api_host
+from bot.slack.commands import CommandListener, command_verifier
 from bot.store import Store
 from client import NebiusClient
 
@@ -22,10 +26,31 @@ class SlackBot:
     app: AsyncApp
     bot: Bot
     chat: SlackChat
+    # What HTTP mode runs for `/finetune` ahead of Bolt (bot/slack/commands.py): the listener
+    # Bolt itself runs in Socket Mode.
+    command_listener: CommandListener = finetune_command
+    # Checks the signatures of those commands; None outside HTTP mode (Bolt then sees all).
+    verifier: SignatureVerifier | None = field(default=None, repr=False)
+
+    async def open(self) -> None:
+        """Gives the Web API client one HTTP session for all its calls (call inside the loop
+        that serves). Without one, slack_sdk opens a new connection per call (for slack.com a
+        TLS handshake each); under a burst of commands those connections cost more CPU than
+        answering the commands, and slow the acknowledgements that share the loop."""
+        client = self.chat.client
+        if client.session is None or client.session.closed:
+            client.session = aiohttp.ClientSession(
+                # A session of the caller's own gets no per-call timeout from the SDK.
+                timeout=aiohttp.ClientTimeout(total=client.timeout),
+                trust_env=client.trust_env_in_session,
+            )
 
     async def aclose(self) -> None:
         await self.bot.aclose()
         await self.chat.aclose()
+        session = self.chat.client.session
+        if session is not None:
+            await session.close()
 
 
 def build_slack_bot(
@@ -53,11 +78,13 @@ def build_slack_bot(
     store = Store(settings.database_path)
     bot = Bot(settings, store, chat, nebius, clock=clock)
     signing = settings.slack_signing_secret
+    secret = signing.get_secret_value() if signing else ""
+    # Socket Mode requests are authenticated by the connection, not by a signature.
+    http_mode = settings.slack_mode == "http"
     app = AsyncApp(
         client=client,
-        signing_secret=signing.get_secret_value() if signing else "",
-        # Socket Mode requests are authenticated by the connection, not by a signature.
-        request_verification_enabled=settings.slack_mode == "http",
+        signing_secret=secret,
+        request_verification_enabled=http_mode,
         # Quiet "unhandled request" noise: every listener we need is registered.
         raise_error_for_unhandled_request=False,
         # Listeners only acknowledge and hand over to the core's own background tasks, so
@@ -65,4 +92,5 @@ def build_slack_bot(
         process_before_response=True,
     )
     register_listeners(app, bot)
-    return SlackBot(app=app, bot=bot, chat=chat)
+    verifier = command_verifier(secret) if http_mode else None
+    return SlackBot(app=app, bot=bot, chat=chat, verifier=verifier)

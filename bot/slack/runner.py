@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -13,6 +14,10 @@ from starlette.routing import Route
 
 from bot.config import BotSettings
 from bot.slack.app import SlackBot
+from bot.slack.commands import acknowledge_command, signed_command
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +58,27 @@ async def check_slack(settings: BotSettings) -> str:
 
 def http_app(slack: SlackBot) -> Starlette:
     """Slack's HTTP endpoints: events, commands and interactivity all post to /slack/events."""
-    from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+    from slack_bolt.adapter.starlette.async_handler import (
+        AsyncSlackRequestHandler,
+        to_starlette_response,
+    )
 
     handler = AsyncSlackRequestHandler(slack.app)
 
     async def events(request: Request) -> Response:
-        return await handler.handle(request)
+        # Bolt's adapter reads the body again: Starlette keeps it.
+        command = signed_command(await request.body(), request.headers, slack.verifier)
+        if command is None:
+            return await handler.handle(request)
+        answer = await acknowledge_command(slack.command_listener, command, slack.bot)
+        return to_starlette_response(answer)
 
     async def health(_: Request) -> Response:
         return PlainTextResponse("ok")
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await slack.open()
         slack.bot.start_watching()
         yield
         await slack.aclose()
@@ -84,6 +98,7 @@ async def run_socket_mode(slack: SlackBot, settings: BotSettings) -> None:
 
     assert settings.slack_app_token is not None
     handler = AsyncSocketModeHandler(slack.app, settings.slack_app_token.get_secret_value())
+    await slack.open()
     slack.bot.start_watching()
     try:
         await handler.start_async()
@@ -97,7 +112,15 @@ async def run_socket_mode(slack: SlackBot, settings: BotSettings) -> None:
         await slack.aclose()
 
 
-def run_http(slack: SlackBot, settings: BotSettings) -> None:
+def http_server(
+    slack: SlackBot, host: str, port: int, *, log_level: str = "info"
+) -> uvicorn.Server:
+    """The uvicorn server of HTTP mode (the benchmark runs this same one)."""
     import uvicorn
 
-    uvicorn.run(http_app(slack), host=settings.http_host, port=settings.http_port, log_level="info")
+    config = uvicorn.Config(http_app(slack), host=host, port=port, log_level=log_level)
+    return uvicorn.Server(config)
+
+
+def run_http(slack: SlackBot, settings: BotSettings) -> None:
+    http_server(slack, settings.http_host, settings.http_port).run()

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.models import resolve_model
+from engine.training import fused
 from engine.training.attention import ATTENTION_NAME
 from engine.training.data import (
     IGNORE,
@@ -37,6 +38,8 @@ from engine.training.events import (
     StartedEvent,
     SucceededEvent,
 )
+from engine.training.families import is_plain_decoder
+from engine.training.loss import linear_cross_entropy_sum
 from engine.training.spec import Hyperparameters, TrainSpec
 
 STATE_FILE = "trainer_state.pt"
@@ -151,6 +154,21 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
+def _decoder_and_head(model: Any) -> tuple[Any, torch.Tensor] | None:
+    """The decoder stack and the output weight, when logits are hidden @ weight.T."""
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = causal_lm.get_output_embeddings()
+    decoder = getattr(causal_lm, causal_lm.base_model_prefix, None)
+    if (
+        not is_plain_decoder(causal_lm)
+        or decoder is None
+        or type(head) is not torch.nn.Linear
+        or head.bias is not None
+    ):
+        return None
+    return decoder, head.weight
+
+
 def batch_loss(run: "Run", batch: list[Example], packing: bool) -> tuple[torch.Tensor, int]:
     """(sum of token losses, number of target tokens) for one batch."""
     pad_id = run.tokenizer.pad_token_id or 0
@@ -159,18 +177,30 @@ def batch_loss(run: "Run", batch: list[Example], packing: bool) -> tuple[torch.T
         tensors, extra["segment_bounds"] = collate_packed(batch)
     else:
         tensors = collate_padded(batch, pad_id)
-    targets = tensors.pop("targets").to(run.device)
+    # Which positions carry a target is read here on the CPU, so no step waits on the GPU.
+    targets = tensors.pop("targets")
     inputs = {k: v.to(run.device) for k, v in tensors.items()}
-    # Only positions with a target need logits; the same columns serve every row.
-    columns = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
-    with torch.autocast(
-        run.device.type, dtype=run.autocast_dtype or torch.float32, enabled=bool(run.autocast_dtype)
-    ):
-        logits = run.model(**inputs, **extra, logits_to_keep=columns, use_cache=False).logits
+    dtype = run.autocast_dtype or torch.float32
+    split = _decoder_and_head(run.model)
+    with torch.autocast(run.device.type, dtype=dtype, enabled=bool(run.autocast_dtype)):
+        if split is not None:
+            # Only positions with a target need logits, made a chunk at a time.
+            decoder, weight = split
+            hidden = decoder(**inputs, **extra, use_cache=False).last_hidden_state
+            flat = targets.reshape(-1)
+            positions = (flat != IGNORE).nonzero().squeeze(1)
+            picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions.to(run.device))
+            wanted = flat[positions].to(run.device)
+            return linear_cross_entropy_sum(picked, weight, wanted, dtype), len(positions)
+        # Only positions with a target need logits; the same columns serve every row.
+        columns = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
+        logits = run.model(
+            **inputs, **extra, logits_to_keep=columns.to(run.device), use_cache=False
+        ).logits
     wanted = targets[:, columns]
     loss_sum = F.cross_entropy(
         logits.float().reshape(-1, logits.shape[-1]),
-        wanted.reshape(-1),
+        wanted.reshape(-1).to(run.device),
         ignore_index=IGNORE,
         reduction="sum",
     )
@@ -251,6 +281,7 @@ def setup(spec: TrainSpec, emit: Emit) -> Run:
     autocast_dtype = pick_autocast(device, spec.precision)
     if hp.lora and autocast_dtype is not None:
         cast_frozen_linears(model, autocast_dtype)
+    fused.speed_up(model)
     emit(
         StartedEvent(
             device=device.type,
@@ -320,8 +351,11 @@ def train(spec: TrainSpec, emit: Emit) -> Run:
     for epoch in range(run.start_epoch + 1, hp.n_epochs + 1):
         # Reseeded each epoch so a resumed run draws the same dropout masks as an unbroken one.
         torch.manual_seed(spec.seed * 1_000 + epoch)
-        epoch_loss, epoch_targets = 0.0, 0
-        for indices in epoch_batches(len(run.train), hp.batch_size, spec.seed, epoch):
+        # Summed on the device; read (a wait for the GPU) only when reported.
+        epoch_loss = torch.zeros((), device=run.device)
+        epoch_targets = 0
+        batches = epoch_batches(len(run.train), hp.batch_size, spec.seed, epoch)
+        for number, indices in enumerate(batches, start=1):
             batch = [run.train[i] for i in indices]
             started = time.perf_counter()
 
@@ -336,16 +370,19 @@ def train(spec: TrainSpec, emit: Emit) -> Run:
             optimizer.zero_grad(set_to_none=True)
 
             step += 1
+            epoch_loss += loss_sum.detach()
+            epoch_targets += n_targets
+            now = time.monotonic()
+            first = step == run.start_step + 1
+            report = first or step == run.total_steps or now - last_report >= PROGRESS_EVERY_S
+            # Reading the loss waits for the device, so it falls inside the timed span
+            # and tokens per second stays true on a GPU, where steps run ahead.
+            step_loss = loss.item() if report or number == len(batches) else None
             batch_tokens = sum(len(e.input_ids) for e in batch)
             run.trained_tokens += batch_tokens
             tokens_timed += batch_tokens
             train_time += time.perf_counter() - started
-            step_loss = loss.item()
-            epoch_loss += step_loss * n_targets
-            epoch_targets += n_targets
-            now = time.monotonic()
-            first = step == run.start_step + 1
-            if first or step == run.total_steps or now - last_report >= PROGRESS_EVERY_S:
+            if report:
                 last_report = now
                 steps_done = step - run.start_step
                 emit(
@@ -361,7 +398,7 @@ def train(spec: TrainSpec, emit: Emit) -> Run:
                     )
                 )
 
-        train_loss = epoch_loss / max(1, epoch_targets)
+        train_loss = epoch_loss.item() / max(1, epoch_targets)
         valid_loss = evaluate(run, run.valid, hp) if run.valid else None
         emit(EpochEvent(epoch=epoch, step=step, train_loss=train_loss, valid_loss=valid_loss))
         path, files = save_checkpoint(run, spec, step, epoch)

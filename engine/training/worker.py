@@ -18,7 +18,6 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from engine.training.events import Event, FailedEvent
-from engine.training.memory import return_freed_memory
 
 log = logging.getLogger("engine.training.worker")
 
@@ -95,7 +94,6 @@ def run(spec_path: Path | None, stdin: TextIO, out: TextIO) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    return_freed_memory()  # before torch allocates anything
     # Libraries may print to stdout (progress bars, warnings); the protocol owns it.
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

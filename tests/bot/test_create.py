@@ -265,3 +265,180 @@ async def test_wandb_logging_without_a_configured_key_says_so_before_uploading(
     assert create.call_count == 0 and nebius_files.call_count == 0
     texts = [m.text for m in fake_slack.messages.values()]
     assert any("WANDB_API_KEY" in text for text in texts)
+
+
+async def test_the_same_create_typed_twice_starts_one_job_and_points_at_the_first(
+    harness: SlackHarness,
+    fake_slack: FakeSlack,
+    nebius_api: respx.Router,
+    nebius_files: respx.Route,
+    valid_bytes: bytes,
+) -> None:
+    await shared(harness, fake_slack, valid_bytes)
+    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
+
+    # Two separate commands (two triggers), the same content: `epochs=3` is the default.
+    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="a")
+    await harness.command(f"create model={MODEL} training=F1 epochs=3", trigger_id="b")
+
+    assert create.call_count == 1
+    (card,) = [m for m in fake_slack.messages.values() if m.thread_ts is None]
+    (eph,) = fake_slack.ephemerals_for("U1")
+    assert "Not started again" in eph["text"]
+    assert "job `ftjob-7` (its thread is in <#C1>)" in eph["text"] and card.ts not in eph["text"]
+    assert "Change a setting" in eph["text"]
+    # Slack redelivers the refused command: still one job, and it names that job.
+    await harness.command(f"create model={MODEL} training=F1 epochs=3", trigger_id="b")
+    assert create.call_count == 1
+    assert "already started job `ftjob-7`" in fake_slack.ephemerals_for("U1")[-1]["text"]
+
+
+async def test_a_deliberately_different_request_still_starts_a_second_job(
+    harness: SlackHarness,
+    fake_slack: FakeSlack,
+    nebius_api: respx.Router,
+    nebius_files: respx.Route,
+    valid_bytes: bytes,
+) -> None:
+    await shared(harness, fake_slack, valid_bytes)
+    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
+
+    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="a")
+    await harness.command(f"create model={MODEL} training=train.jsonl seed=1", trigger_id="b")
+    await harness.command(
+        f"create model={MODEL} training=train.jsonl wandb_project=p", trigger_id="c"
+    )
+
+    # The third differs too (W&B) and gets as far as asking for the W&B key.
+    assert create.call_count == 2
+    assert fake_slack.ephemerals_for("U1") == []
+
+
+async def test_another_user_asking_for_the_same_job_is_not_refused(
+    harness: SlackHarness,
+    fake_slack: FakeSlack,
+    nebius_api: respx.Router,
+    nebius_files: respx.Route,
+    valid_bytes: bytes,
+) -> None:
+    await shared(harness, fake_slack, valid_bytes)
+    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
+
+    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="a")
+    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="b", user="U2")
+
+    assert create.call_count == 2
+
+
+async def test_the_same_request_after_the_window_starts_a_new_job(
+    harness: SlackHarness,
+    fake_slack: FakeSlack,
+    nebius_api: respx.Router,
+    nebius_files: respx.Route,
+    valid_bytes: bytes,
+) -> None:
+    from bot.core.jobs import DUPLICATE_WINDOW_S
+
+    await shared(harness, fake_slack, valid_bytes)
+    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
+    now = [1_800_000_000.0]
+    harness.bot.store.now = lambda: now[0]
+
+    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="a")
+    now[0] += DUPLICATE_WINDOW_S - 1
+    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="b")
+    assert create.call_count == 1
+    now[0] += 2
+    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="c")
+    assert create.call_count == 2
+
+
+async def test_a_request_that_failed_may_be_made_again_at_once(
+    harness: SlackHarness,
+    fake_slack: FakeSlack,
+    nebius_api: respx.Router,
+    nebius_files: respx.Route,
+    valid_bytes: bytes,
+) -> None:
+    await shared(harness, fake_slack, valid_bytes)
+    create = nebius_api.post("fine_tuning/jobs").mock(
+        side_effect=[
+            httpx.Response(400, json={"error": {"message": "quota exceeded"}}),
+            httpx.Response(200, json=JOB),
+        ]
+    )
+
+    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="a")
+    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="b")
+
+    assert create.call_count == 2
+    assert harness.bot.store.watch("ftjob-7") is not None
+    assert fake_slack.ephemerals_for("U1") == []
+
+
+async def test_a_duplicate_of_a_request_still_being_started_is_refused(
+    harness: SlackHarness,
+    fake_slack: FakeSlack,
+    nebius_api: respx.Router,
+    nebius_files: respx.Route,
+    valid_bytes: bytes,
+) -> None:
+    import asyncio
+
+    await shared(harness, fake_slack, valid_bytes)
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_create(request: httpx.Request) -> httpx.Response:
+        asked.set()
+        await release.wait()  # Nebius takes its time; the second command comes meanwhile
+        return httpx.Response(200, json=JOB)
+
+    create = nebius_api.post("fine_tuning/jobs").mock(side_effect=slow_create)
+    first = asyncio.create_task(
+        harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="a")
+    )
+    await asyncio.wait_for(asked.wait(), timeout=10)
+
+    async def release_once_refused() -> None:
+        while not fake_slack.ephemerals_for("U1"):
+            await asyncio.sleep(0.01)
+        release.set()
+
+    # Long past the window, but the first request has no job yet: still a duplicate.
+    harness.bot.store.now = lambda: 4_000_000_000.0
+    helper = asyncio.create_task(release_once_refused())
+    second = harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="b")
+    await asyncio.wait_for(asyncio.gather(second, first, helper), timeout=20)
+
+    assert create.call_count == 1
+    (eph,) = fake_slack.ephemerals_for("U1")
+    assert "still being started" in eph["text"]
+
+
+async def test_a_file_named_as_validation_gets_its_report_as_a_validation_file(
+    harness: SlackHarness,
+    fake_slack: FakeSlack,
+    nebius_api: respx.Router,
+    nebius_files: respx.Route,
+    valid_bytes: bytes,
+    samples_dir: Path,
+) -> None:
+    await shared(harness, fake_slack, valid_bytes)
+    val = (samples_dir / "sample_validation_data.jsonl").read_bytes()
+    await harness.share_file(
+        fake_slack.host_file("F2", "val.jsonl", val), ts="1700000000.000002", event_id="Ev2"
+    )
+    (report,) = fake_slack.thread("C1", "1700000000.000002")
+    assert "no validation file" in json.dumps(report.blocks)
+    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
+
+    await harness.command(f"create model={MODEL} training=train.jsonl validation=val.jsonl")
+
+    assert "validation_file" in sent_job(create)
+    (report,) = fake_slack.thread("C1", "1700000000.000002")  # updated in place
+    assert "checked as a validation file" in report.text
+    assert "val.jsonl [validation]" in json.dumps(report.blocks)
+    assert "no validation file" not in json.dumps(report.blocks)
+    # The training file's own report is left as it was.
+    (train_report,) = fake_slack.thread("C1", "1700000000.000001")
+    assert "[training]" in json.dumps(train_report.blocks)

@@ -154,3 +154,113 @@ async def test_without_the_model_list_the_form_asks_for_a_model_id(
     await harness.command("create")
     view = opened_view(fake_slack)
     assert block(view, "model")["element"]["type"] == "plain_text_input"
+
+
+async def test_two_forms_submitted_with_the_same_answers_start_one_job(
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+) -> None:
+    await share(harness, fake_slack, valid_bytes)
+    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
+    view = opened_view(fake_slack)
+    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
+    values = answers(model=MODEL, training="F1", n_epochs="2")
+
+    # Two clicks opened two modals (two view ids); both are filled in the same way.
+    await harness.submit_view(view, values, view_id="V1")
+    await harness.submit_view(view, values, view_id="V2")
+
+    assert create.call_count == 1
+    (eph,) = fake_slack.ephemerals_for("U1")
+    assert "Not started again" in eph["text"] and "job `ftjob-8`" in eph["text"]
+    # Another epoch count is another job.
+    await harness.submit_view(view, answers(model=MODEL, training="F1", n_epochs="3"), view_id="V3")
+    assert create.call_count == 2
+
+
+async def test_the_form_has_optional_wandb_fields_and_never_asks_for_a_key(
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router
+) -> None:
+    await harness.command("create")
+    view = opened_view(fake_slack)
+    ids = [b.get("block_id") for b in view["blocks"]]
+    for name in ("wandb_project", "wandb_name", "wandb_entity"):
+        assert block(view, name)["optional"] is True
+        assert ids.index(name) > ids.index("suffix")  # in the Advanced section
+    assert not [i for i in ids if i and "key" in i]
+    assert "WANDB_API_KEY" in json.dumps(view["blocks"])  # no key configured: it says so
+
+
+async def test_a_wandb_project_without_a_configured_key_is_an_error_on_its_field(
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+) -> None:
+    await share(harness, fake_slack, valid_bytes)
+    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
+    view = opened_view(fake_slack)
+    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
+
+    response = await harness.submit_view(
+        view, answers(model=MODEL, training="F1", wandb_project="xgen")
+    )
+
+    body = response.json()
+    assert body["response_action"] == "errors"
+    assert "WANDB_API_KEY" in body["errors"]["wandb_project"]
+    assert not create.called
+    # Only the upload's report was posted: no job thread was started.
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
+async def test_a_wandb_run_name_without_a_project_is_an_error_on_the_run_name(
+    harness_factory: HarnessFactory, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+) -> None:
+    from pydantic import SecretStr
+
+    harness = harness_factory(wandb_api_key=SecretStr("wandb-secret-key"))
+    await share(harness, fake_slack, valid_bytes)
+    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
+    view = opened_view(fake_slack)
+
+    response = await harness.submit_view(view, answers(model=MODEL, training="F1", wandb_name="r"))
+
+    assert response.json()["errors"] == {
+        "wandb_name": "Only with a W&B project: fill that in, or leave this empty."
+    }
+
+
+async def test_wandb_fields_go_to_nebius_with_the_bots_key(
+    harness_factory: HarnessFactory, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+) -> None:
+    from pydantic import SecretStr
+
+    harness = harness_factory(wandb_api_key=SecretStr("wandb-secret-key"))
+    await share(harness, fake_slack, valid_bytes)
+    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
+    view = opened_view(fake_slack)
+    assert "WANDB_API_KEY" not in json.dumps(view["blocks"])  # configured: nothing to ask
+    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
+
+    response = await harness.submit_view(
+        view,
+        answers(
+            model=MODEL,
+            training="F1",
+            wandb_project="xgen",
+            wandb_name="run-1",
+            wandb_entity="team",
+        ),
+    )
+
+    assert response.text == ""
+    sent = json.loads(create.calls.last.request.content)
+    assert sent["integrations"] == [
+        {
+            "type": "wandb",
+            "wandb": {
+                "project": "xgen",
+                "name": "run-1",
+                "entity": "team",
+                "api_key": "wandb-secret-key",
+            },
+        }
+    ]
+    assert "wandb-secret-key" not in repr(fake_slack.calls)

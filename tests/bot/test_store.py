@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import Store
+from bot.clock import FakeClock
+from bot.store import PRUNE_EVERY, RETENTION_S, Store
 
 
 @pytest.fixture
@@ -82,3 +83,90 @@ def test_uploads_are_claimed_once_and_listed_valid_first(path: Path) -> None:
     assert [u.name for u in store.recent_uploads("C1")] == ["good.jsonl", "bad.jsonl"]
     assert store.validated_upload_by_sha("s2").slack_file_id == "F2"
     assert store.upload("F1").report == {"x": 1}
+
+
+def test_a_job_request_by_content_is_remembered_across_a_restart(path: Path) -> None:
+    clock = FakeClock(start=1_700_000_000.0)
+    store = Store(path, now=clock.monotonic)
+    claim = {"user_id": "U1", "channel": "C1", "window_s": 600}
+    assert store.claim_content("fp", "req-1", **claim) is None
+    store.content_thread("fp", "req-1", "C1", "1.5")
+    store.finish_content("fp", "req-1", "ftjob-1")
+    store.close()
+
+    store = Store(path, now=clock.monotonic)
+    earlier = store.claim_content("fp", "req-2", **claim)
+    assert earlier is not None
+    assert (earlier.job_id, earlier.channel, earlier.thread_ts) == ("ftjob-1", "C1", "1.5")
+    # Once the window has passed, the same content is a new request.
+    clock.advance(601)
+    assert store.claim_content("fp", "req-3", **claim) is None
+
+
+def test_a_request_still_being_started_blocks_its_duplicate_past_the_window(path: Path) -> None:
+    clock = FakeClock(start=1_700_000_000.0)
+    store = Store(path, now=clock.monotonic)
+    claim = {"user_id": "U1", "channel": "C1", "window_s": 600}
+    store.claim_content("fp", "req-1", **claim)
+    clock.advance(3600)
+    assert store.claim_content("fp", "req-2", busy=True, **claim).request_key == "req-1"
+    # A failed start lets the same content go again at once.
+    store.release_content("fp", "req-1")
+    assert store.claim_content("fp", "req-2", **claim) is None
+
+
+def test_old_event_ids_and_request_keys_are_pruned_after_the_retention(path: Path) -> None:
+    clock = FakeClock(start=1_700_000_000.0)
+    store = Store(path, now=clock.monotonic)
+    store.claim_event("Ev-old")
+    store.claim_request("req-old")
+    store.claim_content("fp-old", "req-old", user_id="U1", channel="C1", window_s=600)
+    clock.advance(RETENTION_S - 60)
+    store.claim_event("Ev-new")
+
+    clock.advance(120)  # the old ones are now past the retention, the new one is not
+    assert store.prune() == 3
+    assert store.claim_event("Ev-new") is False
+    assert store.claim_event("Ev-old") is True  # forgotten: Slack stopped retrying long ago
+    assert store.claim_request("req-old") is True
+
+
+def test_pruning_runs_at_start_and_every_so_many_claims(path: Path) -> None:
+    clock = FakeClock(start=1_700_000_000.0)
+    store = Store(path, now=clock.monotonic)
+    store.claim_event("Ev-old")
+    store.close()
+    clock.advance(RETENTION_S + 1)
+
+    store = Store(path, now=clock.monotonic)  # a restart prunes
+    assert store.claim_event("Ev-old") is True
+    clock.advance(RETENTION_S + 1)
+    for n in range(PRUNE_EVERY - 1):  # the PRUNE_EVERY-th claim since start prunes
+        store.claim_event(f"Ev-{n}")
+    assert store.claim_event("Ev-old") is True
+
+
+def test_a_database_from_before_the_report_columns_gains_them(path: Path) -> None:
+    import sqlite3
+
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE uploads (slack_file_id TEXT PRIMARY KEY, channel TEXT NOT NULL, "
+        "thread_ts TEXT, name TEXT NOT NULL, user_id TEXT, sha256 TEXT, valid INTEGER, "
+        "format TEXT, report TEXT, state TEXT NOT NULL, created_at REAL NOT NULL)"
+    )
+    old.execute(
+        "INSERT INTO uploads VALUES ('F1', 'C1', '1.0', 'a.jsonl', 'U1', 's1', 1, 'chat', "
+        "'{}', 'done', 1.0)"
+    )
+    old.commit()
+    old.close()
+
+    store = Store(path)
+    assert store.upload("F1").report_ts is None
+    store.upload_reported("F1", "1.5")
+    store.finish_validation_report("F1", {"role": "validation"})
+    upload = store.upload("F1")
+    assert upload.report_ts == "1.5" and upload.validation_report == {"role": "validation"}
+    assert store.validation_report_by_sha("s1") == {"role": "validation"}

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import respx
 
 from bot.blocks import Actions
 from tests.bot.conftest import HarnessFactory
@@ -198,3 +199,55 @@ async def test_a_request_with_a_bad_signature_is_refused_and_does_nothing(
     )
     assert response.status_code == 401
     assert file and fake_slack.calls_to("chat.postMessage") == []
+
+
+@pytest.fixture
+def validation_bytes(samples_dir: Path, nebius_api: respx.Router) -> bytes:
+    # The button opens the form too, which lists Nebius's models.
+    nebius_api.get("models").respond(json={"object": "list", "data": [{"id": "m"}]})
+    return (samples_dir / "sample_validation_data.jsonl").read_bytes()
+
+
+async def test_use_as_validation_file_reports_the_file_again_as_a_validation_file(
+    harness: SlackHarness, fake_slack: FakeSlack, validation_bytes: bytes
+) -> None:
+    await harness.share_file(fake_slack.host_file("F5", "val.jsonl", validation_bytes))
+    (report,) = fake_slack.thread("C1", SHARE_TS)
+    # Checked on upload as a training file, as every upload is: it warns about both.
+    assert "[training]" in all_text(report) and "no validation file" in all_text(report)
+
+    await harness.click(Actions.USE_AS_VALIDATION, "F5", message_ts=report.ts)
+
+    assert fake_slack.calls_to("views.open")  # the form opened, with the file preset
+    (report,) = fake_slack.thread("C1", SHARE_TS)  # the same message, updated in place
+    text = all_text(report)
+    assert "`val.jsonl` is a valid chat dataset, checked as a validation file" in report.text
+    assert "val.jsonl [validation]: valid" in text
+    assert "no_validation_file" not in text and "few_examples" not in text
+    assert "no validation file" not in text
+    assert "warnings meant for training files do not apply" in text
+    assert "[training]" not in text
+    assert buttons(report) == [Actions.FINETUNE_WITH_FILE, Actions.USE_AS_VALIDATION]
+    assert harness.bot.store.upload("F5").validation_report["role"] == "validation"
+
+    # Clicked again: nothing to redo, nothing fetched again.
+    await harness.click(Actions.USE_AS_VALIDATION, "F5", message_ts=report.ts)
+    assert len(fake_slack.download_requests) == 2
+    assert report.updates == 1
+
+
+async def test_the_same_content_is_checked_as_a_validation_file_once(
+    harness: SlackHarness, fake_slack: FakeSlack, validation_bytes: bytes
+) -> None:
+    await harness.share_file(fake_slack.host_file("F5", "val.jsonl", validation_bytes))
+    await harness.click(Actions.USE_AS_VALIDATION, "F5")
+    second = fake_slack.host_file("F6", "val-copy.jsonl", validation_bytes)
+    await harness.share_file(second, ts="1700000000.000002", event_id="EvOther")
+    downloads = len(fake_slack.download_requests)
+
+    await harness.click(Actions.USE_AS_VALIDATION, "F6")
+
+    assert len(fake_slack.download_requests) == downloads
+    (reply,) = fake_slack.thread("C1", "1700000000.000002")
+    assert "`val-copy.jsonl` is a valid chat dataset, checked as a validation file" in reply.text
+    assert "val-copy.jsonl [validation]" in all_text(reply)

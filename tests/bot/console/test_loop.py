@@ -270,6 +270,9 @@ async def test_the_create_form_is_asked_as_prompts_and_wrong_fields_are_asked_ag
         *advanced,
         "7",  # seed
         "",  # suffix
+        "",  # no W&B project
+        "",  # nor run name
+        "",  # nor entity
         "2",  # epochs, asked again
     ]
     code, text = await run(backends, "\n".join(script))
@@ -285,6 +288,79 @@ async def test_the_create_form_is_asked_as_prompts_and_wrong_fields_are_asked_ag
     assert sent["model"] == "tiny-model" and sent["seed"] == 7
     assert sent["hyperparameters"]["n_epochs"] == 2 and sent["hyperparameters"]["lora"] is True
     assert "Fine-tuning job ftjob-1" in text
+
+
+async def test_a_wandb_project_without_the_bots_key_is_asked_again_in_the_form(
+    backends: Backends, nebius: respx.Router, samples_dir: Path
+) -> None:
+    nebius.get("models").respond(json={"object": "list", "data": [{"id": "tiny-model"}]})
+    nebius.post("files").respond(json={"id": "file-1", "object": "file", "status": "processed"})
+    nebius.get("files/file-1").respond(json={"id": "file-1", "status": "processed"})
+    create = nebius.post("fine_tuning/jobs").respond(json=job("queued"))
+    nebius.get("fine_tuning/jobs/ftjob-1").respond(json=job("queued"))
+    nebius.get("fine_tuning/jobs/ftjob-1/events").respond(
+        json={"object": "list", "data": [], "has_more": False}
+    )
+    script = [
+        f"upload {samples_dir / 'sample_training_data.jsonl'}",
+        "click Fine-tune with this file",
+        "1",  # the model
+        "",  # the training file: the one clicked
+        "",  # no validation file
+        *[""] * 14,  # the Advanced defaults, seed and suffix
+        "xgen",  # W&B project: but the bot has no W&B key
+        "",
+        "",
+        "",  # asked again: no W&B after all
+        "help",
+    ]
+    code, text = await run(backends, "\n".join(script))
+    assert code == 0, text
+    assert "W&B logging needs WANDB_API_KEY in the bot's configuration, which is not set" in text
+    assert "  W&B project (optional) (Logs the run to Weights & Biases): xgen" in text
+    assert "  W&B project: W&B logging needs WANDB_API_KEY" in text
+    assert create.call_count == 1
+    sent = json.loads(create.calls[0].request.content)
+    assert "integrations" not in sent or not sent["integrations"]
+
+
+async def test_use_as_validation_file_shows_the_report_again_as_a_validation_file(
+    backends: Backends, nebius: respx.Router, samples_dir: Path
+) -> None:
+    nebius.get("models").respond(json={"object": "list", "data": [{"id": "tiny-model"}]})
+    script = [
+        f"upload {samples_dir / 'sample_validation_data.jsonl'}",
+        "click Use as validation file",
+        "cancel",
+    ]
+    code, text = await run(backends, "\n".join(script))
+    assert code == 0, text
+    first, _, after = text.partition("xgenlens> click Use as validation file")
+    assert "sample_validation_data.jsonl [training]: valid" in first
+    assert "no validation file: add one" in first
+    assert "sample_validation_data.jsonl [validation]: valid" in after
+    assert "checked as a validation file" in after
+    assert "no validation file" not in after
+
+
+async def test_the_same_create_typed_twice_starts_one_job(
+    backends: Backends, nebius: respx.Router, samples_dir: Path
+) -> None:
+    nebius.post("files").respond(json={"id": "file-1", "object": "file", "status": "processed"})
+    nebius.get("files/file-1").respond(json={"id": "file-1", "status": "processed"})
+    create = nebius.post("fine_tuning/jobs").respond(json=job("queued"))
+    nebius.get("fine_tuning/jobs/ftjob-1").respond(json=job("queued"))
+    nebius.get("fine_tuning/jobs/ftjob-1/events").respond(
+        json={"object": "list", "data": [], "has_more": False}
+    )
+    line = "/finetune create model=tiny-model training=sample_training_data.jsonl epochs=2"
+    script = [f"upload {samples_dir / 'sample_training_data.jsonl'}", line, line]
+    code, text = await run(backends, "\n".join(script))
+    assert code == 0, text
+    assert create.call_count == 1
+    second = text.rpartition(f"xgenlens> {line}")[2]
+    assert "Not started again. You asked for this exact job less than a minute ago" in second
+    assert "it is job ftjob-1" in second
 
 
 async def test_cancel_in_a_form_sends_nothing(backends: Backends, nebius: respx.Router) -> None:
