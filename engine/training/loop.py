@@ -91,7 +91,17 @@ def pick_autocast(device: torch.device, precision: str) -> torch.dtype | None:
     return None
 
 
-def load_base(model_path: Path, device: torch.device) -> tuple[Any, Any]:
+def load_base(
+    model_path: Path,
+    device: torch.device,
+    merge_adapters: list[Path] | None = None,
+    name: str | None = None,
+) -> tuple[Any, Any]:
+    """The model and tokenizer at `model_path`, with `merge_adapters` merged in, in order.
+
+    `name` replaces the model's recorded origin, which a LoRA adapter trained on it saves as
+    `base_model_name_or_path`: a merged model is no longer the folder it was loaded from.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -99,6 +109,17 @@ def load_base(model_path: Path, device: torch.device) -> tuple[Any, Any]:
     model = AutoModelForCausalLM.from_pretrained(
         model_path, dtype=torch.float32, attn_implementation=ATTENTION_NAME
     )
+    for adapter in merge_adapters or []:
+        from peft import PeftModel  # only merging needs it
+
+        if not (adapter / "adapter_config.json").is_file():
+            raise FileNotFoundError(2, "no LoRA adapter (adapter_config.json)", str(adapter))
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        # The adapter's config stays on the unloaded model; a new LoRA must start plain.
+        if hasattr(model, "peft_config"):
+            del model.peft_config
+    if name is not None:
+        model.name_or_path = name
     model.to(device)
     model.config.use_cache = False
     return model, tokenizer
@@ -227,13 +248,18 @@ def setup(spec: TrainSpec, emit: Emit) -> Run:
     if device.type == "cpu":
         # One intra-op thread per core; the default can be lower inside containers.
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
-    model_path = resolve_model(spec.model, spec.models_dir, spec.extra_model_dirs)
+    model_path = resolve_model(
+        spec.base_model or spec.model, spec.models_dir, spec.extra_model_dirs
+    )
     resume = spec.resume_from
     if resume is not None and not (resume / STATE_FILE).is_file():
         raise FileNotFoundError(2, f"no resumable checkpoint ({STATE_FILE} missing)", str(resume))
     # A full fine-tune resumes from the weights it saved; LoRA from the base plus its adapter.
     load_from = resume if (resume is not None and not hp.lora) else model_path
-    model, tokenizer = load_base(load_from, device)
+    # Saved full weights already hold the merged adapters.
+    merge = spec.merge_adapters if load_from == model_path else []
+    name = spec.model if spec.base_model else None
+    model, tokenizer = load_base(load_from, device, merge, name)
 
     train, stats = load_dataset(spec.training_file, tokenizer, hp.context_length)
     valid: list[Example] = []

@@ -16,8 +16,8 @@ import torch
 
 from engine.training.data import IGNORE
 
-# Rows of logits alive at once: 512 x 49k float32 is about 100 MB.
-CHUNK_ROWS = 512
+# Rows of logits alive at once: 256 x 49k float32 is about 50 MB.
+CHUNK_ROWS = 256
 
 
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):

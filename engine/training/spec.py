@@ -31,6 +31,7 @@ class TrainSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_id: str
+    # The model the job names; the weights come from `base_model` when that is set.
     model: str
     models_dir: Path
     extra_model_dirs: list[Path] = Field(default_factory=list)
@@ -41,6 +42,10 @@ class TrainSpec(BaseModel):
     seed: int = 42
     # A checkpoint folder written by an earlier run of this job (`.../checkpoints/step-N`).
     resume_from: Path | None = None
+    # When `model` is a fine-tuned model of the engine: the model id or full fine-tune folder
+    # to load, and the LoRA adapter folders merged into it, oldest first, before training.
+    base_model: str | None = None
+    merge_adapters: list[Path] = Field(default_factory=list)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     # auto: bf16 mixed precision where the hardware has native bf16 (CUDA, or CPUs with
     # AVX512-BF16), float32 elsewhere.

@@ -60,3 +60,44 @@ def test_a_job_trains_a_tiny_model_through_the_real_worker(
 
         tensors = load(api.http.get(f"files/{weights_id}/content").content)
         assert any("lora" in name for name in tensors)
+
+
+def test_a_job_trains_on_top_of_an_earlier_jobs_fine_tuned_model(
+    engine_dir: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(helpers, "WAIT_S", REAL_WAIT_S)
+    records = "".join(json.dumps(r) + "\n" for r in sample_records(8))
+    hyperparameters = {"n_epochs": 1, "batch_size": 4, "learning_rate": 1e-2, "lora": True}
+    with EmbeddedEngine(engine_dir, model_dirs=[tiny_model.parent], device="cpu") as server:
+        api = Api(server.base_url)
+        training = api.processed(records)
+        parent = api.create_job(
+            model="tiny-llama", training_file=training["id"], hyperparameters=hyperparameters
+        ).json()
+        parent = api.wait_status(parent["id"], "succeeded", "failed")
+        assert parent["status"] == "succeeded", parent["error"]
+
+        child = api.create_job(
+            model=parent["fine_tuned_model"],
+            training_file=training["id"],
+            hyperparameters=hyperparameters,
+        ).json()
+        assert child["base_model"] == "tiny-llama"
+        child = api.wait_status(child["id"], "succeeded", "failed")
+        assert child["status"] == "succeeded", child["error"]
+        assert child["fine_tuned_model"].startswith(f"ft:{parent['fine_tuned_model']}:")
+
+        started = next(
+            e for e in api.all_events(child["id"]) if e["message"].startswith("Training started")
+        )
+        assert started["data"]["model"] == parent["fine_tuned_model"]
+        assert started["data"]["base_model"] == "tiny-llama"
+        assert started["data"]["parents"] == [parent["fine_tuned_model"]]
+        assert started["data"]["merged_adapters"] == 1
+        config_id = next(
+            fid
+            for fid in child["result_files"]
+            if api.file(fid)["filename"].endswith("adapter_config.json")
+        )
+        config = api.http.get(f"files/{config_id}/content").json()
+        assert config["base_model_name_or_path"] == parent["fine_tuned_model"]
