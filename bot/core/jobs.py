@@ -20,9 +20,9 @@ from bot.blocks.jobs import (
     job_starting_message,
     job_step_message,
 )
-from bot.chat import Chat, ChatError, MessageRef, SharedFile
+from bot.chat import Chat, ChatError, MessageRef
 from bot.config import BotSettings
-from bot.core.uploads import sha256_of
+from bot.core.uploads import sha256_of, shared_file_of
 from bot.store import Store, Upload
 from client import (
     FileObject,
@@ -346,13 +346,7 @@ class JobStarter:
 
     async def _upload(self, upload: Upload, step: MessageRef) -> str:
         await self.chat.update(step, job_step_message(f"Uploading `{upload.name}` to Nebius…"))
-        shared = SharedFile(
-            id=upload.slack_file_id,
-            name=upload.name,
-            channel=upload.channel,
-            message_ts=upload.thread_ts,
-            user=upload.user_id,
-        )
+        shared = shared_file_of(upload)
         with tempfile.TemporaryDirectory(prefix="xgenlens-job-") as tmp:
             path = Path(tmp) / "data.jsonl"
             await self.chat.fetch_file(shared, path, max_bytes=self.settings.max_upload_bytes)

@@ -24,6 +24,17 @@ PROGRESS_THRESHOLD_BYTES = 5 * 1024 * 1024
 PROGRESS_EVERY_S = 3.0
 
 
+def shared_file_of(upload: Upload) -> SharedFile:
+    """The Slack file a recorded upload came from, to fetch it again."""
+    return SharedFile(
+        id=upload.slack_file_id,
+        name=upload.name,
+        channel=upload.channel,
+        message_ts=upload.thread_ts,
+        user=upload.user_id,
+    )
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -179,13 +190,7 @@ class UploadHandler:
         known = self.store.validation_report_by_sha(upload.sha256) if upload.sha256 else None
         if known is not None:
             return dict(known, filename=upload.name, file=upload.name)
-        shared = SharedFile(
-            id=upload.slack_file_id,
-            name=upload.name,
-            channel=upload.channel,
-            message_ts=upload.thread_ts,
-            user=upload.user_id,
-        )
+        shared = shared_file_of(upload)
         with tempfile.TemporaryDirectory(prefix="xgenlens-upload-") as tmp:
             path = Path(tmp) / "upload.jsonl"
             await self.chat.fetch_file(shared, path, max_bytes=self.settings.max_upload_bytes)

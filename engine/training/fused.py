@@ -30,6 +30,22 @@ from engine.training.families import is_plain_decoder
 _NORMS_BEFORE_PROJECTIONS = ("input_layernorm", "post_attention_layernorm")
 
 
+def _frozen_plus_update(
+    x: torch.Tensor,
+    x_update: torch.Tensor,
+    w: torch.Tensor,
+    bias: torch.Tensor | None,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    scaling: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x W^T + bias + scaling * (x_update A^T) B^T, x_update A^T), the update added in place."""
+    h = F.linear(x_update, a)
+    y = F.linear(x, w, None if bias is None else bias.to(w.dtype))
+    y.view(-1, y.shape[-1]).addmm_(h.view(-1, h.shape[-1]), b.t(), alpha=scaling)
+    return y, h
+
+
 class _LoraLinear(torch.autograd.Function):
     """y = x W^T + b + scaling * (dropout(x) A^T) B^T, with W and b frozen."""
 
@@ -49,9 +65,7 @@ class _LoraLinear(torch.autograd.Function):
         xc = x.to(dtype)
         xd = xc if shared else x_drop.to(dtype)
         w, a, b = weight.to(dtype), lora_a.to(dtype), lora_b.to(dtype)
-        h = F.linear(xd, a)
-        y = F.linear(xc, w, None if bias is None else bias.to(dtype))
-        y.view(-1, y.shape[-1]).addmm_(h.view(-1, h.shape[-1]), b.t(), alpha=scaling)
+        y, h = _frozen_plus_update(xc, xd, w, bias, a, b, scaling)
         ctx.save_for_backward(xd, h, w, a, b)
         ctx.scaling = scaling
         ctx.shared = shared
@@ -147,9 +161,7 @@ class _SwiGLULoraDown(torch.autograd.Function):
     ) -> torch.Tensor:
         w, a, b = weight.to(dtype), lora_a.to(dtype), lora_b.to(dtype)
         product = F.silu(gate).mul_(up).to(dtype)
-        h = F.linear(product, a)
-        y = F.linear(product, w, None if bias is None else bias.to(dtype))
-        y.view(-1, y.shape[-1]).addmm_(h.view(-1, h.shape[-1]), b.t(), alpha=scaling)
+        y, h = _frozen_plus_update(product, product, w, bias, a, b, scaling)
         ctx.save_for_backward(gate, up, h, w, a, b)
         ctx.scaling = scaling
         ctx.has_bias = bias is not None
