@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from engine.config import EngineConfig
 from engine.errors import ApiError
@@ -35,6 +35,48 @@ class JobRequest(BaseModel):
     integrations: list[dict[str, Any]] | None = None
     # OpenAI's newer shape: {"type": "supervised", "supervised": {"hyperparameters": {...}}}.
     method: dict[str, Any] | None = None
+
+
+class WandbIntegration(BaseModel):
+    """The `wandb` object of a `{"type": "wandb", "wandb": {...}}` integration."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    project: str = Field(min_length=1)
+    name: str | None = None
+    entity: str | None = None
+    api_key: SecretStr | None = None
+
+    def public(self) -> dict[str, Any]:
+        """What the worker's spec and the database may hold: everything but the key."""
+        return self.model_dump(exclude={"api_key"})
+
+
+class KeyVault:
+    """Jobs' W&B API keys, held in this process's memory only.
+
+    Never written to the database, a spec file, an event or a log: the runner hands a key to
+    its job's worker in the worker's environment and forgets it when the job ends. A key does
+    not survive an engine restart; the runner says so on a job that resumes after one.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[str, SecretStr] = {}
+
+    def put(self, job_id: str, key: SecretStr) -> None:
+        self._keys[job_id] = key
+
+    def get(self, job_id: str) -> str | None:
+        key = self._keys.get(job_id)
+        return key.get_secret_value() if key is not None else None
+
+    def drop(self, job_id: str) -> None:
+        self._keys.pop(job_id, None)
+
+
+# One per process: the app hands create_job only the store and config, and job ids are unique,
+# so every engine in the process can share it.
+wandb_keys = KeyVault()
 
 
 def _loc(error: dict[str, Any]) -> str:
@@ -77,6 +119,37 @@ def parse_hyperparameters(request: JobRequest) -> Hyperparameters:
             f"Invalid hyperparameter '{name}': {first['msg']}.{hint}",
             param=f"hyperparameters.{name}",
             code="invalid_hyperparameter",
+        ) from None
+
+
+def parse_wandb(request: JobRequest) -> WandbIntegration | None:
+    """The job's W&B integration, if it has one; other integration types are only shown."""
+    found = [
+        (index, item)
+        for index, item in enumerate(request.integrations or [])
+        if item.get("type") == "wandb"
+    ]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise ApiError(
+            422,
+            "Invalid value for 'integrations': a job logs to at most one wandb integration.",
+            param="integrations",
+            code="invalid_value",
+        )
+    index, item = found[0]
+    try:
+        return WandbIntegration.model_validate(item.get("wandb"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        # The message names the field and the rule, never the value sent (it may be the key).
+        name = ".".join(["integrations", str(index), "wandb", *map(str, first["loc"])])
+        raise ApiError(
+            422,
+            f"Invalid value for '{name}': {first['msg']}.",
+            param=name,
+            code="invalid_value",
         ) from None
 
 
@@ -163,6 +236,11 @@ def create_job(store: Store, config: EngineConfig, body: Any) -> dict[str, Any]:
     """Checks the request, records the job and its first events; the job is left `queued`."""
     request = parse_request(body)
     hyperparameters = parse_hyperparameters(request)
+    wandb = parse_wandb(request)
+    # An empty key is no key: the worker then uses whatever W&B login the engine has.
+    wandb_key = (
+        wandb.api_key if wandb and wandb.api_key and wandb.api_key.get_secret_value() else None
+    )
     lineage = check_model(request.model, config, store)
     training = check_file(store, request.training_file, "training_file")
     validation = (
@@ -201,7 +279,12 @@ def create_job(store: Store, config: EngineConfig, body: Any) -> dict[str, Any]:
         "training_path": str(training.path),
         "validation_path": str(validation.path) if validation else None,
         "lineage": lineage.model_dump(mode="json") if lineage else None,
+        "wandb": wandb.public() if wandb else None,
+        # Whether the request carried a key, which only `wandb_keys` holds.
+        "wandb_key_given": wandb_key is not None,
     }
+    if wandb_key is not None:
+        wandb_keys.put(job_id, wandb_key)
     store.add_job(job, internal)
     store.add_event(job_id, _created_event(job_id, request.model, lineage))
     counts = _file_counts(training)

@@ -38,13 +38,14 @@ def fine_tuned_name(model: str, suffix: str | None, job_id: str) -> str:
     return f"ft:{model}:{suffix or 'engine'}:{job_id}"
 
 
+def _without_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_keys(v) for k, v in value.items() if k != "api_key"}
+    if isinstance(value, list):
+        return [_without_keys(v) for v in value]
+    return value
+
+
 def public_integrations(integrations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Integrations as the job object shows them: any API key left out."""
-    shown = []
-    for item in integrations:
-        entry = {k: v for k, v in item.items() if k != "api_key"}
-        for key, value in item.items():
-            if isinstance(value, dict):
-                entry[key] = {k: v for k, v in value.items() if k != "api_key"}
-        shown.append(entry)
-    return shown
+    """Integrations as the job object shows them: any API key left out, at any depth."""
+    return [_without_keys(item) for item in integrations]

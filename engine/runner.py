@@ -4,6 +4,10 @@ A worker speaks one JSON object per line on stdout (see `engine.training.worker`
 its stderr goes to `jobs/<id>/worker.log`. A worker that dies, is killed for memory or
 hangs fails its own job only: the reason recorded is its exit code or signal and the
 last line it logged, never a traceback.
+
+A job's W&B API key (see `engine.jobs.wandb_keys`) reaches its worker only in the worker's
+environment, as WANDB_API_KEY: never in the spec file, and anything the worker says is
+scrubbed of it before it becomes an event or an error.
 """
 
 import asyncio
@@ -18,6 +22,7 @@ from typing import Any
 
 from engine.config import EngineConfig
 from engine.ids import new_id, now
+from engine.jobs import wandb_keys
 from engine.models import Lineage
 from engine.objects import event_object, file_object, fine_tuned_name
 from engine.store import Store
@@ -29,15 +34,26 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 LINE_LIMIT = 1024 * 1024
 # Longest error message quoted from a worker's log.
 REASON_CHARS = 500
+# The variable W&B reads its API key from.
+WANDB_KEY_ENV = "WANDB_API_KEY"
+REDACTED = "[redacted]"
 
 
 class _Run:
     """A job being trained right now."""
 
-    def __init__(self, job_id: str, process: asyncio.subprocess.Process, log_path: Path) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        process: asyncio.subprocess.Process,
+        log_path: Path,
+        secret: str | None = None,
+    ) -> None:
         self.job_id = job_id
         self.process = process
         self.log_path = log_path
+        # The job's W&B key: what the worker writes is scrubbed of it.
+        self.secret = secret
         self.cancel_requested = False
         self.task: asyncio.Task[None] | None = None
         self.outcome: str | None = None  # the worker's own "succeeded" / "failed" line
@@ -51,7 +67,7 @@ class _Warm:
         self.log_path = log_path
 
 
-def _last_log_line(path: Path) -> str | None:
+def _last_log_line(path: Path, secret: str | None = None) -> str | None:
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -61,10 +77,11 @@ def _last_log_line(path: Path) -> str | None:
     except OSError:
         return None
     lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    return lines[-1][:REASON_CHARS] if lines else None
+    # Scrubbed before it is cut short, so no part of a key is left.
+    return _scrub(lines[-1], secret)[:REASON_CHARS] if lines else None
 
 
-def _exit_reason(returncode: int, log_path: Path) -> tuple[str, str]:
+def _exit_reason(returncode: int, log_path: Path, secret: str | None) -> tuple[str, str]:
     """(code, message) for a worker that ended without saying why."""
     if returncode < 0:
         try:
@@ -83,8 +100,19 @@ def _exit_reason(returncode: int, log_path: Path) -> tuple[str, str]:
     else:
         code = "worker_crashed"
         what = f"The training process exited with code {returncode} without finishing"
-    last = _last_log_line(log_path)
+    last = _last_log_line(log_path, secret)
     return code, f"{what}. Last log line: {last}" if last else f"{what}."
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    return text.replace(secret, REDACTED) if secret else text
+
+
+def _worker_env(wandb_key: str | None) -> dict[str, str] | None:
+    """The environment of a job's worker: the engine's, plus the job's own W&B key."""
+    if wandb_key is None:
+        return None  # inherit
+    return {**os.environ, WANDB_KEY_ENV: wandb_key}
 
 
 def _pid_is_worker(pid: int, markers: list[str]) -> bool:
@@ -221,10 +249,12 @@ class JobRunner:
             # A fine-tuned model of this engine: what to load and which adapters to merge.
             "base_model": lineage.load if lineage else None,
             "merge_adapters": [str(p) for p in lineage.adapters] if lineage else [],
+            # Project, name and entity only: the key goes in the worker's environment.
+            "wandb": internal.get("wandb"),
         }
 
     async def _spawn(
-        self, args: list[str], log_path: Path, warm: bool
+        self, args: list[str], log_path: Path, warm: bool, env: dict[str, str] | None = None
     ) -> asyncio.subprocess.Process:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log_file:
@@ -234,6 +264,7 @@ class JobRunner:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log_file,
                 limit=LINE_LIMIT,
+                env=env,
                 # Its own session: a Ctrl-C in the engine's terminal reaches the engine, which
                 # then stops its workers itself.
                 start_new_session=True,
@@ -280,24 +311,42 @@ class JobRunner:
         log_path = output_dir / "worker.log"
         if log_path.exists():  # an earlier attempt's (before a restart): keep it beside
             log_path.rename(output_dir / f"worker.{int(time.time() * 1000)}.log")
+        wandb_key = self._wandb_key(job_id)
         process = None
-        if self.config.warm_worker:
+        # The warm worker was started before this job existed, with the engine's environment,
+        # and an environment is set only when a process starts: a job with its own W&B key
+        # gets a cold worker instead (the key is never written down for a warm one to read),
+        # and the warm worker waits for the next job.
+        if self.config.warm_worker and wandb_key is None:
             process = await self._take_warm(spec_path, log_path)
         if process is None:
             args = [*self.config.worker_command, str(spec_path)]
-            process = await self._spawn(args, log_path, warm=False)
+            process = await self._spawn(args, log_path, warm=False, env=_worker_env(wandb_key))
         current = self.store.get_job(job_id)
         if current is None or current["status"] != "queued":
             # Cancelled while its worker was starting.
             self._terminate(process)
             await self._reap(process)
             return
-        run = _Run(job_id, process, log_path)
+        run = _Run(job_id, process, log_path, secret=wandb_key)
         self.runs[job_id] = run
         self.store.update_job(job_id, {"status": "running"}, {"pid": process.pid})
         run.task = asyncio.create_task(self._watch(run), name=f"engine-job-{job_id}")
-        if self.config.warm_worker and not self._stopping:
+        if self.config.warm_worker and self._warm is None and not self._stopping:
             await self._start_warm()
+
+    def _wandb_key(self, job_id: str) -> str | None:
+        """The job's W&B key, saying so on the job when an engine restart has lost it."""
+        key = wandb_keys.get(job_id)
+        if key is None and self.store.job_internal(job_id).get("wandb_key_given"):
+            self._event(
+                job_id,
+                "The W&B API key sent with this job was kept in the engine's memory only and "
+                "did not survive the engine's restart: from here on, metrics reach W&B only if "
+                "the engine's own environment has a W&B login (WANDB_API_KEY).",
+                level="warn",
+            )
+        return key
 
     # One worker
 
@@ -312,6 +361,8 @@ class JobRunner:
                     continue
                 if not line:
                     break
+                if run.secret:
+                    line = line.replace(run.secret.encode(), REDACTED.encode())
                 try:
                     message = json.loads(line)
                 except json.JSONDecodeError:
@@ -343,7 +394,7 @@ class JobRunner:
                 level="warn",
             )
         else:
-            code, message = _exit_reason(returncode, run.log_path)
+            code, message = _exit_reason(returncode, run.log_path, run.secret)
             if returncode == 0:
                 code, message = (
                     "worker_crashed",
@@ -418,6 +469,9 @@ class JobRunner:
             )
         elif kind == "checkpoint":
             self._on_checkpoint(job_id, message)
+        elif kind == "notice":
+            level = "warn" if message.get("level") == "warn" else "info"
+            self._event(job_id, str(message.get("message") or "")[:REASON_CHARS], level=level)
         elif kind == "succeeded":
             run.outcome = "succeeded"
             job = self.store.get_job(job_id) or {}
@@ -551,6 +605,7 @@ class JobRunner:
         error: dict[str, Any] | None = None,
         changes: dict[str, Any] | None = None,
     ) -> None:
+        wandb_keys.drop(job_id)  # the job is over: nothing needs its key any more
         self.store.update_job(
             job_id,
             {

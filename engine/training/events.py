@@ -69,6 +69,14 @@ class SucceededEvent(BaseModel):
     trained_steps: int
 
 
+class NoticeEvent(BaseModel):
+    """Something the job's owner should know that does not stop training (a job event)."""
+
+    type: Literal["notice"] = "notice"
+    level: Literal["info", "warn"] = "info"
+    message: str
+
+
 class FailedEvent(BaseModel):
     type: Literal["failed"] = "failed"
     code: str
@@ -83,5 +91,6 @@ Event = (
     | CheckpointEvent
     | SucceededEvent
     | FailedEvent
+    | NoticeEvent
 )
 Emit = Callable[[Event], None]

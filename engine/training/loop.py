@@ -41,6 +41,7 @@ from engine.training.events import (
 from engine.training.families import is_plain_decoder
 from engine.training.loss import linear_cross_entropy_sum
 from engine.training.spec import Hyperparameters, TrainSpec
+from engine.training.tracking import epoch_metrics, open_tracker, progress_metrics
 
 STATE_FILE = "trainer_state.pt"
 # Seconds between progress lines (the first and last step always report).
@@ -367,6 +368,7 @@ def train(spec: TrainSpec, emit: Emit) -> Run:
     """Run the job to the end; returns the trained run (benchmarks evaluate it)."""
     hp = spec.hyperparameters
     run = setup(spec, emit)
+    tracker = open_tracker(spec, emit)
     optimizer, scheduler = run.optimizer, run.scheduler
     trainable = optimizer.param_groups[0]["params"]
     step = run.start_step
@@ -411,22 +413,24 @@ def train(spec: TrainSpec, emit: Emit) -> Run:
             if report:
                 last_report = now
                 steps_done = step - run.start_step
-                emit(
-                    ProgressEvent(
-                        step=step,
-                        total_steps=run.total_steps,
-                        epoch=epoch,
-                        loss=step_loss,
-                        learning_rate=lr,
-                        tokens_per_second=tokens_timed / max(train_time, 1e-9),
-                        trained_tokens=run.trained_tokens,
-                        eta_seconds=train_time / steps_done * (run.total_steps - step),
-                    )
+                progress = ProgressEvent(
+                    step=step,
+                    total_steps=run.total_steps,
+                    epoch=epoch,
+                    loss=step_loss,
+                    learning_rate=lr,
+                    tokens_per_second=tokens_timed / max(train_time, 1e-9),
+                    trained_tokens=run.trained_tokens,
+                    eta_seconds=train_time / steps_done * (run.total_steps - step),
                 )
+                emit(progress)
+                tracker.log(progress_metrics(progress), step)
 
         train_loss = epoch_loss.item() / max(1, epoch_targets)
         valid_loss = evaluate(run, run.valid, hp) if run.valid else None
-        emit(EpochEvent(epoch=epoch, step=step, train_loss=train_loss, valid_loss=valid_loss))
+        ended = EpochEvent(epoch=epoch, step=step, train_loss=train_loss, valid_loss=valid_loss)
+        emit(ended)
+        tracker.log(epoch_metrics(ended), step)
         path, files = save_checkpoint(run, spec, step, epoch)
         emit(
             CheckpointEvent(
@@ -438,5 +442,6 @@ def train(spec: TrainSpec, emit: Emit) -> Run:
             )
         )
 
+    tracker.finish()
     emit(SucceededEvent(trained_tokens=run.trained_tokens, trained_steps=step))
     return run

@@ -25,6 +25,20 @@ class Hyperparameters(BaseModel):
     lora_dropout: float = Field(0.0, ge=0, lt=1)
 
 
+class WandbSpec(BaseModel):
+    """Where the worker logs metrics on Weights & Biases.
+
+    No API key here: the spec is a file on disk, so the key reaches the worker only in its
+    environment (WANDB_API_KEY).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: str = Field(min_length=1)
+    name: str | None = None
+    entity: str | None = None
+
+
 class TrainSpec(BaseModel):
     """One job for one worker process; paths are absolute."""
 
@@ -50,6 +64,8 @@ class TrainSpec(BaseModel):
     # auto: bf16 mixed precision where the hardware has native bf16 (CUDA, or CPUs with
     # AVX512-BF16), float32 elsewhere.
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    # The job's W&B integration, if it asked for one; None logs nowhere but the job's events.
+    wandb: WandbSpec | None = None
 
     @classmethod
     def from_file(cls, path: Path) -> "TrainSpec":

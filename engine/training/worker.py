@@ -18,6 +18,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from engine.training.events import Event, FailedEvent
+from engine.training.tracking import finish_open, redact
 
 log = logging.getLogger("engine.training.worker")
 
@@ -32,7 +33,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def _emitter(out: TextIO):
     def emit(event: Event) -> None:
-        out.write(event.model_dump_json() + "\n")
+        # The W&B key is in this process's environment; no protocol line may carry it.
+        out.write(redact(event.model_dump_json()) + "\n")
         out.flush()
 
     return emit
@@ -83,10 +85,12 @@ def run(spec_path: Path | None, stdin: TextIO, out: TextIO) -> int:
         train(spec, emit)
     except Cancelled:
         log.warning("cancelled by SIGTERM")
+        finish_open(128 + signal.SIGTERM)
         return 128 + signal.SIGTERM
     except Exception as exc:
-        traceback.print_exc(file=sys.stderr)
+        sys.stderr.write(redact(traceback.format_exc()))
         emit(_failure(exc))
+        finish_open(1)
         return 1
     return 0
 

@@ -11,8 +11,13 @@ from stdin, as a warm worker does. Modes:
 - fail: reports a failure of its own ("failed" line)
 - stubborn: ignores SIGTERM and waits (the server must escalate to SIGKILL)
 - truncate: as ok, and reports truncated and dropped examples
+- leak: a careless worker: quotes WANDB_API_KEY in a notice and on stderr, then exits with 3
+
+Every mode writes `spec_seen.json` (the spec) and `env_seen.json` (a hash of the
+WANDB_API_KEY it was started with, never the key) in the output folder.
 """
 
+import hashlib
 import json
 import os
 import signal
@@ -39,11 +44,19 @@ def main() -> int:
     mode = "ok"
     if args[:1] == ["--mode"]:
         mode, args = args[1], args[2:]
+    via = "argv" if args else "stdin"
     spec_path = args[0] if args else sys.stdin.readline().strip()
     spec = json.loads(Path(spec_path).read_text())
     out = Path(spec["output_dir"])
     (out / "spec_seen.json").write_text(json.dumps(spec))
-    print(f"fake worker for {spec['job_id']} in mode {mode}", file=sys.stderr, flush=True)
+    key = os.environ.get("WANDB_API_KEY")
+    digest = hashlib.sha256(key.encode()).hexdigest() if key is not None else None
+    (out / "env_seen.json").write_text(json.dumps({"wandb_key_sha256": digest}))
+    print(
+        f"fake worker for {spec['job_id']} in mode {mode} (spec from {via})",
+        file=sys.stderr,
+        flush=True,
+    )
 
     if mode == "stubborn":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -67,6 +80,10 @@ def main() -> int:
         return 3
     if mode == "killed":
         os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "leak":
+        emit(type="notice", level="warn", message=f"W&B refused the key {key}")
+        print(f"wandb.errors.AuthenticationError: bad key {key}", file=sys.stderr, flush=True)
+        return 3
     if mode == "fail":
         emit(type="failed", code="bad_dataset", reason="line 3: no assistant message to learn from")
         return 1
