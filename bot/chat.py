@@ -91,6 +91,10 @@ class Chat(Protocol):
 
     async def open_form(self, trigger_id: str, view: dict[str, Any]) -> None: ...
 
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """A link a person can follow to the message, or None where the chat has none."""
+        ...
+
     async def fetch_file(
         self,
         file: SharedFile,

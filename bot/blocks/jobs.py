@@ -196,13 +196,22 @@ def already_started_message(job_id: str | None) -> Message:
 
 
 def duplicate_request_message(
-    job_id: str | None, channel: str | None, thread_ts: str | None, *, age_s: float
+    job_id: str | None,
+    channel: str | None,
+    thread_ts: str | None,
+    *,
+    age_s: float,
+    link: str | None = None,
 ) -> Message:
     """An identical request was made moments ago: point at it instead of paying twice."""
     minutes = int(age_s // 60)
     ago = "less than a minute ago" if minutes < 1 else f"{minutes} min ago"
-    # A ts means nothing to a person; the channel and the job id find the thread.
-    where = f" (its thread is in <#{channel}>)" if channel and thread_ts else ""
+    # A ts means nothing to a person; a link, or else the channel and the job id, finds it.
+    where = ""
+    if link:
+        where = f" (<{link}|its thread>)"
+    elif channel and thread_ts:
+        where = f" (its thread is in <#{channel}>)"
     if job_id:
         head = f"You asked for this exact job {ago}: it is job `{job_id}`{where}."
     else:

@@ -240,6 +240,9 @@ class ConsoleChat:
         self._note_job(message)
         self._show(f"{BOT_NAME} (only {self.users(user)} sees this):", lines)
 
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        return None  # the console shows threads inline; there is nothing to link to
+
     async def upload_file(
         self,
         channel: str,

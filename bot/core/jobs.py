@@ -257,11 +257,14 @@ class JobStarter:
                 # A redelivery of this request is answered with the job it duplicates.
                 self.store.finish_request(key, earlier.job_id)
             age = max(0.0, self.store.now() - earlier.updated_at)
+            link = None
+            if earlier.channel and earlier.thread_ts:
+                link = await self.chat.permalink(earlier.channel, earlier.thread_ts)
             await self.chat.ephemeral(
                 channel,
                 user,
                 duplicate_request_message(
-                    earlier.job_id, earlier.channel, earlier.thread_ts, age_s=age
+                    earlier.job_id, earlier.channel, earlier.thread_ts, age_s=age, link=link
                 ),
             )
             return None

@@ -99,6 +99,14 @@ class SlackChat:
     async def open_form(self, trigger_id: str, view: dict[str, Any]) -> None:
         await self._call("views.open", trigger_id=trigger_id, view=view)
 
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            data = await self._call("chat.getPermalink", channel=channel, message_ts=ts)
+        except ChatError:  # a link is a convenience: the answer goes out without it
+            return None
+        link = data.get("permalink")
+        return link if isinstance(link, str) and link.startswith("https://") else None
+
     async def upload_file(
         self,
         channel: str,

@@ -205,6 +205,13 @@ class FakeSlack:
         self.ephemerals.append(args)
         return web.json_response({"ok": True, "message_ts": self._next_ts()})
 
+    async def _m_chat_getPermalink(self, args: dict[str, Any]) -> web.Response:
+        if (args.get("channel"), args.get("message_ts")) not in self.messages:
+            return web.json_response({"ok": False, "error": "message_not_found"})
+        ts = str(args["message_ts"]).replace(".", "")
+        link = f"https://example.slack.com/archives/{args['channel']}/p{ts}"
+        return web.json_response({"ok": True, "channel": args["channel"], "permalink": link})
+
     async def _m_views_open(self, args: dict[str, Any]) -> web.Response:
         return web.json_response({"ok": True, "view": {"id": "V1", **(args.get("view") or {})}})
 

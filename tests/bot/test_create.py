@@ -9,6 +9,7 @@ import httpx
 import pytest
 import respx
 
+from bot.blocks.jobs import duplicate_request_message
 from tests.bot.conftest import HarnessFactory
 from tests.bot.fake_slack import FakeSlack
 from tests.bot.harness import SlackHarness
@@ -285,7 +286,9 @@ async def test_the_same_create_typed_twice_starts_one_job_and_points_at_the_firs
     (card,) = [m for m in fake_slack.messages.values() if m.thread_ts is None]
     (eph,) = fake_slack.ephemerals_for("U1")
     assert "Not started again" in eph["text"]
-    assert "job `ftjob-7` (its thread is in <#C1>)" in eph["text"] and card.ts not in eph["text"]
+    # A link straight to the first job's thread (Slack's permalink for its card).
+    link = f"https://example.slack.com/archives/C1/p{card.ts.replace('.', '')}"
+    assert f"job `ftjob-7` (<{link}|its thread>)" in eph["text"]
     assert "Change a setting" in eph["text"]
     # Slack redelivers the refused command: still one job, and it names that job.
     await harness.command(f"create model={MODEL} training=F1 epochs=3", trigger_id="b")
@@ -442,3 +445,10 @@ async def test_a_file_named_as_validation_gets_its_report_as_a_validation_file(
     # The training file's own report is left as it was.
     (train_report,) = fake_slack.thread("C1", "1700000000.000001")
     assert "[training]" in json.dumps(train_report.blocks)
+
+
+def test_a_duplicate_note_without_a_link_names_the_channel_of_the_first_job() -> None:
+    note = duplicate_request_message("ftjob-7", "C1", "1700000000.000100", age_s=90, link=None)
+
+    assert "job `ftjob-7` (its thread is in <#C1>)" in note.text
+    assert "1 min ago" in note.text and "1700000000" not in note.text

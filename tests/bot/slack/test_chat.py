@@ -96,3 +96,16 @@ async def test_messages_carry_metadata_for_reconciling_the_thread(
     ref = await chat.post("C1", Message(text="event", metadata={"job_id": "j1", "event": "e1"}))
     metadata = fake_slack.messages[("C1", ref.ts)].metadata
     assert metadata == {"event_type": "xgenlens", "event_payload": {"job_id": "j1", "event": "e1"}}
+
+
+async def test_a_permalink_leads_to_the_message_and_an_unknown_one_is_none(
+    chat: SlackChat, fake_slack: FakeSlack
+) -> None:
+    ref = await chat.post("C1", Message(text="the job card"))
+
+    link = await chat.permalink("C1", ref.ts)
+    missing = await chat.permalink("C1", "1.000000")
+
+    assert link == f"https://example.slack.com/archives/C1/p{ref.ts.replace('.', '')}"
+    # A link is a convenience: without one the answer still goes out, naming the channel.
+    assert missing is None
