@@ -389,15 +389,6 @@ class Store:
             (json.dumps(report), slack_file_id),
         )
 
-    def validation_report_by_sha(self, sha256: str) -> dict[str, Any] | None:
-        """The validation-file report of an upload with this content, when one was made."""
-        row = self._db.execute(
-            "SELECT validation_report FROM uploads WHERE sha256 = ? "
-            "AND validation_report IS NOT NULL ORDER BY created_at LIMIT 1",
-            (sha256,),
-        ).fetchone()
-        return json.loads(row["validation_report"]) if row else None
-
     def upload(self, slack_file_id: str) -> Upload | None:
         row = self._db.execute(
             "SELECT * FROM uploads WHERE slack_file_id = ?", (slack_file_id,)

@@ -8,14 +8,18 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from bot.blocks import download_progress_message, upload_problem_message, upload_report
 from bot.blocks.common import human_size
 from bot.chat import Chat, ChatError, FileTooLarge, Message, MessageRef, SharedFile
 from bot.config import BotSettings
 from bot.store import Store, Upload
-from client.validation import DatasetUnreadable, validate_file
+from client.validation import (
+    DatasetUnreadable,
+    ValidationReport,
+    as_validation_file,
+    validate_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +62,6 @@ class UploadHandler:
         self.chat = chat
         self.clock = clock
         self.progress_threshold = progress_threshold
-        # Uploads being checked again as validation files now.
-        self._rechecking: set[str] = set()
 
     async def handle(self, file: SharedFile) -> None:
         """Validates a shared .jsonl once per Slack file; other files are left alone."""
@@ -152,28 +154,19 @@ class UploadHandler:
     async def check_as_validation(
         self, slack_file_id: str, *, message: MessageRef | None = None
     ) -> None:
-        """Someone uses this upload as a validation file: its report, checked as one.
+        """Someone uses this upload as a validation file: its report, as one.
 
         The upload was checked as a training file, which warns "no validation file" (and
-        about a small example count) where neither applies. The report message (the one
-        recorded, else `message`) is updated in place. Best effort: the original report
-        stays if the file cannot be had again.
+        about a small example count) where neither applies; the validation report is the
+        same report without them. The report message (the one recorded, else `message`)
+        is updated in place.
         """
         upload = self.store.upload(slack_file_id)
-        if upload is None or not upload.valid or upload.validation_report is not None:
-            return  # unknown, not usable, or already shown as a validation file
-        if slack_file_id in self._rechecking:
-            return  # a second click while the first is at work
-        self._rechecking.add(slack_file_id)
-        try:
-            report = await self._validation_report(upload)
-        except (ChatError, DatasetUnreadable) as error:
-            log.warning(
-                "re-checking %s as a validation file failed: %s", upload.slack_file_id, error
-            )
-            return
-        finally:
-            self._rechecking.discard(slack_file_id)
+        if upload is None or not upload.valid or upload.report is None:
+            return  # unknown, or not usable as any kind of file
+        if upload.validation_report is not None:
+            return  # already shown as a validation file
+        report = as_validation_file(ValidationReport.model_validate(upload.report)).to_dict()
         self.store.finish_validation_report(upload.slack_file_id, report)
         shown = upload_report(upload.slack_file_id, report)
         if upload.report_ts is not None:
@@ -185,24 +178,6 @@ class UploadHandler:
             except ChatError as error:  # deleted since, say: say it afresh in the thread
                 log.info("report of %s not updated (%s)", upload.slack_file_id, error)
         await self.chat.post(upload.channel, shown, thread_ts=upload.thread_ts)
-
-    async def _validation_report(self, upload: Upload) -> dict[str, Any]:
-        known = self.store.validation_report_by_sha(upload.sha256) if upload.sha256 else None
-        if known is not None:
-            return dict(known, filename=upload.name, file=upload.name)
-        shared = shared_file_of(upload)
-        with tempfile.TemporaryDirectory(prefix="xgenlens-upload-") as tmp:
-            path = Path(tmp) / "upload.jsonl"
-            await self.chat.fetch_file(shared, path, max_bytes=self.settings.max_upload_bytes)
-            result = await asyncio.to_thread(
-                validate_file,
-                path,
-                role="validation",
-                context_length=self.settings.context_length,
-            )
-        report = result.to_dict()
-        report["file"] = report["filename"] = upload.name
-        return report
 
 
 def _too_large(file: SharedFile, size: int | None, cap: int) -> Message:

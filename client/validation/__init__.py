@@ -12,6 +12,7 @@ from client.validation.validator import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_LINE_BYTES,
     DatasetUnreadable,
+    as_validation_file,
     validate_file,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "DatasetUnreadable",
     "Finding",
     "ValidationReport",
+    "as_validation_file",
     "render_report",
     "validate_file",
 ]

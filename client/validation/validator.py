@@ -31,12 +31,33 @@ DEFAULT_MAX_BYTES = 5 * 1024**3
 DEFAULT_MAX_LINE_BYTES = 32 * 1024**2
 DEFAULT_CONTEXT_LENGTH = 8192
 RECOMMENDED_MIN_EXAMPLES = 50
+# Warnings about a file's use for training; the file's role is all that differs otherwise.
+TRAINING_ONLY_WARNINGS = frozenset({"few_examples", "no_validation_file"})
 
 _role = attrgetter("role")
 _content = attrgetter("content")
 _is_assistant = "assistant".__eq__
 _PROMPT_COMPLETION = ["prompt", "completion"]
 _TEXT = ["text"]
+
+
+def as_validation_file(report: ValidationReport) -> ValidationReport:
+    """A training file's report as if the file had been checked as a validation file.
+
+    The role only adds the training-only warnings, so this needs no second pass over the
+    file (which may be gigabytes away, in Slack).
+    """
+    return report.model_copy(
+        update={
+            "role": "validation",
+            "warnings": [w for w in report.warnings if w.code not in TRAINING_ONLY_WARNINGS],
+            "warning_counts": {
+                code: n
+                for code, n in report.warning_counts.items()
+                if code not in TRAINING_ONLY_WARNINGS
+            },
+        }
+    )
 
 
 class DatasetUnreadable(Exception):

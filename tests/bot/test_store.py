@@ -169,4 +169,3 @@ def test_a_database_from_before_the_report_columns_gains_them(path: Path) -> Non
     store.finish_validation_report("F1", {"role": "validation"})
     upload = store.upload("F1")
     assert upload.report_ts == "1.5" and upload.validation_report == {"role": "validation"}
-    assert store.validation_report_by_sha("s1") == {"role": "validation"}

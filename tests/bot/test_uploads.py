@@ -230,13 +230,14 @@ async def test_use_as_validation_file_reports_the_file_again_as_a_validation_fil
     assert buttons(report) == [Actions.FINETUNE_WITH_FILE, Actions.USE_AS_VALIDATION]
     assert harness.bot.store.upload("F5").validation_report["role"] == "validation"
 
-    # Clicked again: nothing to redo, nothing fetched again.
+    # The report comes from the stored one: the file was fetched once, on upload.
+    assert len(fake_slack.download_requests) == 1
+    # Clicked again: nothing to redo.
     await harness.click(Actions.USE_AS_VALIDATION, "F5", message_ts=report.ts)
-    assert len(fake_slack.download_requests) == 2
     assert report.updates == 1
 
 
-async def test_the_same_content_is_checked_as_a_validation_file_once(
+async def test_a_copy_of_a_validation_file_gets_its_own_validation_report_without_a_download(
     harness: SlackHarness, fake_slack: FakeSlack, validation_bytes: bytes
 ) -> None:
     await harness.share_file(fake_slack.host_file("F5", "val.jsonl", validation_bytes))

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from client.validation import ValidationReport, render_report, validate_file
+from client.validation import ValidationReport, as_validation_file, render_report, validate_file
 
 from .helpers import chat, many, write_lines
 
@@ -118,3 +118,17 @@ def test_the_readable_report_groups_errors_with_lines_and_counts(tmp_path: Path)
     assert "line 10, messages[0].role: role 'bot'" in text
     assert "estimate" in text
     assert "Traceback" not in text
+
+
+def test_a_training_report_turned_into_a_validation_report_equals_checking_it_as_one(
+    samples_dir: Path,
+) -> None:
+    # The sample has 10 examples and comes alone: as training data it gets both warnings.
+    path = samples_dir / "sample_training_data.jsonl"
+    as_training = validate_file(path)
+    assert {"few_examples", "no_validation_file"} <= as_training.warning_counts.keys()
+
+    derived = as_validation_file(as_training)
+
+    assert derived == validate_file(path, role="validation")
+    assert derived.role == "validation" and derived.valid
