@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -21,7 +21,7 @@ from engine.config import EngineConfig
 from engine.errors import ApiError, api_error_handler, not_found
 from engine.files import UPLOAD_PURPOSES, receive_upload, remove_quietly, validate_dataset
 from engine.ids import new_id
-from engine.jobs import create_job
+from engine.jobs import KeyVault, create_job
 from engine.objects import file_object
 from engine.runner import TERMINAL, JobRunner
 from engine.store import Store
@@ -32,6 +32,9 @@ API_PREFIX = "/v1"
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
 MAX_FILES_PAGE = 10_000
+# How deep a JSON request body may nest. A job request needs five levels
+# (method.supervised.hyperparameters); deeper is a mistake or an attack on the parser.
+MAX_JSON_DEPTH = 32
 
 
 class Engine:
@@ -41,6 +44,8 @@ class Engine:
         self.config = config
         self.store: Store | None = None
         self.runner: JobRunner | None = None
+        # Jobs' W&B keys, in this engine's memory only (see KeyVault).
+        self.keys = KeyVault()
         self._processing: set[asyncio.Task[None]] = set()
         # Its own pool, so stopping never waits for a large file's validation to finish.
         self._validators = ThreadPoolExecutor(max_workers=2, thread_name_prefix="engine-validate")
@@ -48,7 +53,7 @@ class Engine:
     async def start(self) -> None:
         self.config.prepare()
         self.store = Store(self.config.db_path)
-        self.runner = JobRunner(self.store, self.config)
+        self.runner = JobRunner(self.store, self.config, self.keys)
         await self.runner.start()
         for file_id in self.store.files_with_status("uploaded"):
             self.process_later(file_id)
@@ -127,20 +132,49 @@ def _page(data: list[dict[str, Any]], has_more: bool) -> JSONResponse:
     )
 
 
+def _not_json_constant(name: str) -> Any:
+    # Python's json module reads NaN and Infinity, which JSON does not have; the engine could
+    # not write them back in an answer either.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests (a scalar is 0), without recursing."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level + 1)
+            pending.extend((child, level + 1) for child in _children(item))
+    return deepest
+
+
+def _children(item: dict[str, Any] | list[Any]) -> list[Any]:
+    return list(item.values()) if isinstance(item, dict) else item
+
+
 async def _json_body(request: Request) -> Any:
     try:
-        return json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = json.loads(await request.body(), parse_constant=_not_json_constant)
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
         raise ApiError(400, "The request body is not valid JSON.") from None
+    except RecursionError:
+        body = None  # nested too deeply for the parser: refused below like any deep body
+    else:
+        if _depth(body) <= MAX_JSON_DEPTH:
+            return body
+    raise ApiError(
+        400, f"The request body nests more than {MAX_JSON_DEPTH} levels deep.", code="too_deep"
+    )
 
 
 # Models
 
 
-async def list_models(request: Request) -> JSONResponse:
+def _models(engine: Engine) -> list[dict[str, Any]]:
+    """The model objects the engine offers: its base models, then its fine-tuned models."""
     from engine.models import available_models
 
-    engine = _engine(request)
     data = [
         {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by}
         for m in available_models(engine.config.models_dir, engine.config.model_dirs)
@@ -155,7 +189,20 @@ async def list_models(request: Request) -> JSONResponse:
                     "owned_by": "engine",
                 }
             )
-    return JSONResponse({"object": "list", "data": data})
+    return data
+
+
+async def list_models(request: Request) -> JSONResponse:
+    return JSONResponse({"object": "list", "data": _models(_engine(request))})
+
+
+async def retrieve_model(request: Request) -> JSONResponse:
+    # The route takes the rest of the path: model ids hold slashes (`owner/name`).
+    model_id = request.path_params["model_id"]
+    for model in _models(_engine(request)):
+        if model["id"] == model_id:
+            return JSONResponse(model)
+    raise not_found("model", model_id, "model")
 
 
 # Files
@@ -238,7 +285,7 @@ async def delete_file(request: Request) -> JSONResponse:
 
 async def post_job(request: Request) -> JSONResponse:
     engine = _engine(request)
-    job = create_job(engine.db, engine.config, await _json_body(request))
+    job = create_job(engine.db, engine.config, await _json_body(request), keys=engine.keys)
     engine.jobs.wake()
     return JSONResponse(job)
 
@@ -311,6 +358,17 @@ async def http_error(_request: Request, exc: Exception) -> JSONResponse:
     return ApiError(exc.status_code, str(exc.detail)).response()
 
 
+async def client_gone(request: Request, _exc: Exception) -> Response:
+    # The client hung up before its request body was complete (an upload cut short): nothing
+    # is wrong here and nobody is left to answer, so one line, without a traceback.
+    log.info(
+        "%s %s: the client disconnected before sending the whole body",
+        request.method,
+        request.url.path,
+    )
+    return Response(status_code=400)
+
+
 async def server_error(_request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error: %s", exc, exc_info=exc)
     return ApiError(
@@ -359,6 +417,7 @@ def create_app(config: EngineConfig) -> ASGIApp:
     p = API_PREFIX
     routes = [
         Route(f"{p}/models", list_models, methods=["GET"]),
+        Route(f"{p}/models/{{model_id:path}}", retrieve_model, methods=["GET"]),
         Route(f"{p}/files", upload_file, methods=["POST"]),
         Route(f"{p}/files", list_files, methods=["GET"]),
         Route(f"{p}/files/{{file_id}}", retrieve_file, methods=["GET"]),
@@ -376,6 +435,7 @@ def create_app(config: EngineConfig) -> ASGIApp:
         lifespan=lifespan,
         exception_handlers={
             ApiError: api_error_handler,
+            ClientDisconnect: client_gone,
             HTTPException: http_error,
             Exception: server_error,
         },

@@ -45,6 +45,10 @@ class _Receiver:
         self._name: str | None = None
         self._is_file = False
         self._value = bytearray()
+        # Set by the closing boundary (`--BOUNDARY--`). python-multipart's finalize() does not
+        # check for it, so without this a body cut inside the file part (a client that
+        # stopped early but sent a matching Content-Length) would pass as a shorter file.
+        self.complete = False
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -55,6 +59,7 @@ class _Receiver:
             "on_headers_finished": self.on_headers_finished,
             "on_part_data": self.on_part_data,
             "on_part_end": self.on_part_end,
+            "on_end": self.on_end,
         }
 
     def on_part_begin(self) -> None:
@@ -107,6 +112,9 @@ class _Receiver:
         if not self._is_file and self._name:
             self.fields[self._name] = self._value.decode("utf-8", "replace")
 
+    def on_end(self) -> None:
+        self.complete = True
+
     def close(self) -> None:
         if self._out is not None:
             self._out.close()
@@ -138,11 +146,20 @@ async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Upload
         receiver.close()
         dest.unlink(missing_ok=True)
         raise ApiError(400, f"The multipart body could not be read: {exc}") from None
-    except BaseException:
+    except BaseException:  # ClientDisconnect (the app logs it), an ApiError, a cancellation
         receiver.close()
         dest.unlink(missing_ok=True)
         raise
     receiver.close()
+    if not receiver.complete:
+        dest.unlink(missing_ok=True)
+        raise ApiError(
+            400,
+            "The multipart body ended before its closing boundary: the upload is incomplete "
+            "and nothing was kept. Send the whole file again.",
+            param="file",
+            code="incomplete_upload",
+        )
     if receiver.filename is None:
         dest.unlink(missing_ok=True)
         raise ApiError(400, "The upload has no 'file' part.", param="file")

@@ -1,10 +1,10 @@
 """Creating a job: the request checked against the files, the model and the hyperparameters."""
 
 import os
-from pathlib import Path
+from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from engine.config import EngineConfig
 from engine.errors import ApiError
@@ -13,12 +13,27 @@ from engine.models import (
     FineTunedModelError,
     Lineage,
     available_models,
+    configured_model_folder,
     is_fine_tuned_id,
+    is_hub_id,
     resolve_fine_tuned,
 )
 from engine.objects import event_object, public_integrations
 from engine.store import Store, StoredFile
-from engine.training.spec import Hyperparameters
+from engine.training.spec import (
+    RANGES,
+    SUFFIX_MAX_LENGTH,
+    Hyperparameters,
+    check_range,
+    describe_range,
+    format_number,
+)
+
+# The one fine-tuning method the engine trains (OpenAI's `method.type` also names dpo and
+# reinforcement; Nebius's names spec-draft).
+SUPERVISED = "supervised"
+# The openai SDK's typed hyperparameter: a factor applied to the default learning rate.
+MULTIPLIER = "learning_rate_multiplier"
 
 
 class JobRequest(BaseModel):
@@ -30,11 +45,21 @@ class JobRequest(BaseModel):
     training_file: str = Field(min_length=1)
     validation_file: str | None = None
     hyperparameters: dict[str, Any] | None = None
-    suffix: str | None = Field(default=None, max_length=64)
+    suffix: str | None = Field(default=None, max_length=SUFFIX_MAX_LENGTH)
     seed: int | None = None
     integrations: list[dict[str, Any]] | None = None
     # OpenAI's newer shape: {"type": "supervised", "supervised": {"hyperparameters": {...}}}.
     method: dict[str, Any] | None = None
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed_not_a_boolean(cls, value: Any) -> Any:
+        return check_range("seed", value) if isinstance(value, bool) else value
+
+    @field_validator("seed", mode="after")
+    @classmethod
+    def _seed_in_range(cls, value: int | None) -> int | None:
+        return None if value is None else check_range("seed", value)
 
 
 class WandbIntegration(BaseModel):
@@ -53,7 +78,7 @@ class WandbIntegration(BaseModel):
 
 
 class KeyVault:
-    """Jobs' W&B API keys, held in this process's memory only.
+    """Jobs' W&B API keys, held in the engine's memory only: each `engine.app.Engine` has one.
 
     Never written to the database, a spec file, an event or a log: the runner hands a key to
     its job's worker in the worker's environment and forgets it when the job ends. A key does
@@ -72,11 +97,6 @@ class KeyVault:
 
     def drop(self, job_id: str) -> None:
         self._keys.pop(job_id, None)
-
-
-# One per process: the app hands create_job only the store and config, and job ids are unique,
-# so every engine in the process can share it.
-wandb_keys = KeyVault()
 
 
 def _loc(error: dict[str, Any]) -> str:
@@ -98,26 +118,119 @@ def parse_request(body: Any) -> JobRequest:
         ) from None
 
 
+def _invalid(param: str, message: str) -> ApiError:
+    return ApiError(
+        422, f"Invalid value for '{param}': {message}.", param=param, code="invalid_value"
+    )
+
+
+def _given_hyperparameters(request: JobRequest) -> tuple[dict[str, Any], str]:
+    """The hyperparameters the request sends, and where it sends them (for error params).
+
+    They come in `hyperparameters` (Nebius's shape, and what this project's client sends) or
+    in `method.supervised.hyperparameters` (OpenAI's newer shape), never both: Nebius's
+    contract never pairs the two, and guessing which one wins would train with values the
+    caller did not mean.
+    """
+    if request.method is None:
+        return dict(request.hyperparameters or {}), "hyperparameters"
+    if request.hyperparameters is not None:
+        raise ApiError(
+            400,
+            "'method' and 'hyperparameters' cannot both be given: send the hyperparameters "
+            "in 'hyperparameters', or in 'method.supervised.hyperparameters' with "
+            "'method.type' 'supervised'.",
+            param="method",
+            code="invalid_request",
+        )
+    method = request.method
+    kind = method.get("type")
+    if kind is None:
+        raise _invalid("method.type", f"required; this engine trains '{SUPERVISED}'")
+    if not isinstance(kind, str):
+        raise _invalid("method.type", f"must be a string such as '{SUPERVISED}'")
+    if kind != SUPERVISED:
+        shown = kind if len(kind) <= 40 else kind[:40] + "…"
+        raise _invalid("method.type", f"this engine trains only '{SUPERVISED}', not '{shown}'")
+    supervised = method.get(SUPERVISED)
+    if supervised is None:
+        return {}, f"method.{SUPERVISED}.hyperparameters"
+    if not isinstance(supervised, dict):
+        raise _invalid(f"method.{SUPERVISED}", "must be an object")
+    nested = supervised.get("hyperparameters")
+    if nested is not None and not isinstance(nested, dict):
+        raise _invalid(f"method.{SUPERVISED}.hyperparameters", "must be an object")
+    return dict(nested or {}), f"method.{SUPERVISED}.hyperparameters"
+
+
+def _apply_multiplier(given: dict[str, Any], where: str) -> None:
+    """Turns the openai SDK's `learning_rate_multiplier` into the engine's `learning_rate`.
+
+    The factor multiplies the engine's default learning rate; "auto" (already dropped by the
+    caller) keeps the default. The result must be a learning rate the engine accepts, so the
+    factor's range follows from learning_rate's.
+    """
+    if MULTIPLIER not in given:
+        return
+    factor = given.pop(MULTIPLIER)
+    param = f"{where}.{MULTIPLIER}"
+    default: float = Hyperparameters.model_fields["learning_rate"].default
+    low, high, low_inclusive, high_inclusive = RANGES["learning_rate"]
+    factor_range = (
+        ("[" if low_inclusive else "(")
+        + f"{format_number(low / default)}, "
+        + (
+            f"{format_number(high / default)}" + ("]" if high_inclusive else ")")
+            if high is not None
+            else "∞)"
+        )
+    )
+    if "learning_rate" in given:
+        raise ApiError(
+            422,
+            f"Invalid hyperparameter '{MULTIPLIER}': give it or 'learning_rate', not both.",
+            param=param,
+            code="invalid_hyperparameter",
+        )
+    if isinstance(factor, bool) or not isinstance(factor, int | float):
+        raise ApiError(
+            422,
+            f"Invalid hyperparameter '{MULTIPLIER}': must be a number in {factor_range} or 'auto'.",
+            param=param,
+            code="invalid_hyperparameter",
+        )
+    # In decimal, so that 100000 x 1e-05 is exactly the bound 1, not 1.0000000000000002.
+    rate = float(Decimal(repr(factor)) * Decimal(repr(default)))
+    try:
+        given["learning_rate"] = check_range("learning_rate", rate)
+    except ValueError:  # PydanticCustomError is one
+        raise ApiError(
+            422,
+            f"Invalid hyperparameter '{MULTIPLIER}': must be in {factor_range} "
+            f"(got {format_number(factor)}): "
+            f"it multiplies the default learning rate {default:g}, and learning_rate must be "
+            f"in {describe_range('learning_rate')}.",
+            param=param,
+            code="invalid_hyperparameter",
+        ) from None
+
+
 def parse_hyperparameters(request: JobRequest) -> Hyperparameters:
-    given: dict[str, Any] = {}
-    if request.method and isinstance(request.method.get(request.method.get("type", "")), dict):
-        nested = request.method[request.method["type"]].get("hyperparameters")
-        if isinstance(nested, dict):
-            given |= nested
-    given |= request.hyperparameters or {}
+    given, where = _given_hyperparameters(request)
     # The OpenAI SDK may send "auto": it means the default.
-    given = {k: v for k, v in given.items() if v != "auto"}
+    given = {k: v for k, v in given.items() if not (isinstance(v, str) and v == "auto")}
+    _apply_multiplier(given, where)
     try:
         return Hyperparameters.model_validate(given)
     except ValidationError as exc:
         first = exc.errors()[0]
         name = _loc(first)
-        known = ", ".join(Hyperparameters.model_fields)
+        known = ", ".join([*Hyperparameters.model_fields, MULTIPLIER])
         hint = f" Known hyperparameters: {known}." if first["type"] == "extra_forbidden" else ""
         raise ApiError(
             422,
             f"Invalid hyperparameter '{name}': {first['msg']}.{hint}",
-            param=f"hyperparameters.{name}",
+            param=f"{where}.{name}",
             code="invalid_hyperparameter",
         ) from None
 
@@ -167,10 +280,11 @@ def check_model(model: str, config: EngineConfig, store: Store) -> Lineage | Non
             return resolve_fine_tuned(model, store)
         except FineTunedModelError as exc:
             raise ApiError(400, str(exc), param="model", code=exc.code) from None
-    path = Path(model).expanduser()
-    if path.is_absolute() and (path / "config.json").is_file():
+    # A path names a model only when it is one of the configured model folders: never a home
+    # folder to expand, nor any folder of this machine a caller happens to know.
+    if configured_model_folder(model, config.model_dirs) is not None:
         return None
-    if "/" in model and not path.is_absolute() and _online():
+    if is_hub_id(model) and _online():
         return None  # a Hugging Face id: the worker downloads it, or fails the job saying why
     raise ApiError(
         400,
@@ -232,7 +346,7 @@ def _created_event(job_id: str, model: str, lineage: Lineage | None) -> dict[str
     )
 
 
-def create_job(store: Store, config: EngineConfig, body: Any) -> dict[str, Any]:
+def create_job(store: Store, config: EngineConfig, body: Any, *, keys: KeyVault) -> dict[str, Any]:
     """Checks the request, records the job and its first events; the job is left `queued`."""
     request = parse_request(body)
     hyperparameters = parse_hyperparameters(request)
@@ -280,11 +394,11 @@ def create_job(store: Store, config: EngineConfig, body: Any) -> dict[str, Any]:
         "validation_path": str(validation.path) if validation else None,
         "lineage": lineage.model_dump(mode="json") if lineage else None,
         "wandb": wandb.public() if wandb else None,
-        # Whether the request carried a key, which only `wandb_keys` holds.
+        # Whether the request carried a key, which only `keys` (the engine's vault) holds.
         "wandb_key_given": wandb_key is not None,
     }
     if wandb_key is not None:
-        wandb_keys.put(job_id, wandb_key)
+        keys.put(job_id, wandb_key)
     store.add_job(job, internal)
     store.add_event(job_id, _created_event(job_id, request.model, lineage))
     counts = _file_counts(training)

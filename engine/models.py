@@ -31,6 +31,12 @@ BUILTIN_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUILTIN_FOLDER = "HuggingFaceTB--SmolLM2-135M-Instruct"
 # Files that make a folder a model transformers can load.
 _MODEL_MARKER = "config.json"
+# A Hugging Face repository id, `owner/name`, by the Hub's own rules: word characters, dots
+# and dashes, each part starting and ending with a word character, at most 96 characters,
+# no "--" or "..". Anything else (`~user/x`, `../x`, a path) is not downloaded.
+_HUB_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?"
+_HUB_ID = re.compile(rf"{_HUB_PART}/{_HUB_PART}")
+_HUB_ID_MAX = 96
 
 
 class ModelNotFoundError(Exception):
@@ -75,6 +81,35 @@ def _local_models(extra_model_dirs: list[Path]) -> dict[str, Path]:
     return found
 
 
+def is_hub_id(model_id: str) -> bool:
+    """Whether `model_id` has the shape of a Hugging Face model id (`owner/name`)."""
+    return (
+        len(model_id) <= _HUB_ID_MAX
+        and _HUB_ID.fullmatch(model_id) is not None
+        and "--" not in model_id
+        and ".." not in model_id
+    )
+
+
+def configured_model_folder(model_id: str, extra_model_dirs: list[Path]) -> Path | None:
+    """The configured model folder that `model_id`, an absolute path, names; else None.
+
+    A model id is a path only when it names one of the folders `available_models` lists:
+    nothing is expanded (`~` is not a home folder here) and no other folder is loaded.
+    """
+    given = Path(model_id)
+    if not given.is_absolute():
+        return None
+    try:
+        wanted = given.resolve()
+    except (OSError, ValueError):  # a NUL byte, a loop of links
+        return None
+    for path in _local_models(extra_model_dirs).values():
+        if path == wanted:
+            return path
+    return None
+
+
 def _created(path: Path) -> int:
     try:
         return int(path.stat().st_mtime)
@@ -113,10 +148,12 @@ def resolve_model(model_id: str, models_dir: Path, extra_model_dirs: list[Path])
     local = _local_models(extra_model_dirs)
     if model_id in local:
         return local[model_id]
-    direct = Path(model_id).expanduser()
+    # An absolute path: a configured model folder, or the folder of a full fine-tune that a
+    # job's lineage names (the API refuses any other path before a job is created).
+    direct = Path(model_id)
     if direct.is_absolute() and _is_model_folder(direct):
         return direct
-    if "/" in model_id and not direct.is_absolute() and _online():
+    if is_hub_id(model_id) and _online():
         return _download(model_id)
     names = ", ".join(m.id for m in available_models(models_dir, extra_model_dirs)) or "none"
     hint = "" if _online() else " (Hugging Face ids need the machine online; HF_HUB_OFFLINE is set)"

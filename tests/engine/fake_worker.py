@@ -7,7 +7,8 @@ from stdin, as a warm worker does. Modes:
 - gate: waits for a file named `go` in the output folder, then behaves as ok
 - hold-after-checkpoint: saves the first epoch's checkpoint, then waits to be stopped
 - crash: logs a line to stderr and exits with code 3
-- killed: kills itself with SIGKILL, as the kernel's OOM killer would
+- killed: emits a library-style warning (its stderr then ends with `  warnings.warn(`), then
+  kills itself with SIGKILL, as the kernel's OOM killer would
 - fail: reports a failure of its own ("failed" line)
 - stubborn: ignores SIGTERM and waits (the server must escalate to SIGKILL)
 - truncate: as ok, and reports truncated and dropped examples
@@ -23,6 +24,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 STEPS_PER_EPOCH = 2
@@ -79,6 +81,13 @@ def main() -> int:
         print("RuntimeError: the fake trainer broke", file=sys.stderr, flush=True)
         return 3
     if mode == "killed":
+        # Split over lines as libraries write it: Python echoes only `warnings.warn(`.
+        warnings.warn(
+            "the fake trainer's API is deprecated",
+            FutureWarning,
+            stacklevel=1,
+        )
+        sys.stderr.flush()
         os.kill(os.getpid(), signal.SIGKILL)
     if mode == "leak":
         emit(type="notice", level="warn", message=f"W&B refused the key {key}")

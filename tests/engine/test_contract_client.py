@@ -92,6 +92,10 @@ async def test_upload_wait_create_watch_and_download(
     events = [e async for e in client.iter_events(job.id, page_size=3)]
     assert events[0].message.startswith("Created fine-tuning job")
     assert events[-1].message == "The job has successfully completed."
+    # The engine keeps OpenAI's newest-first listing; the client turns it round.
+    raw = (await client.list_events(job.id, limit=100)).data
+    assert [e.id for e in events] == [e.id for e in reversed(raw)]
+    assert [e.created_at for e in events] == sorted(e.created_at for e in events)
     later = [e async for e in client.iter_events(job.id, after_event_id=events[-3].id)]
     assert [e.id for e in later] == [e.id for e in events[-2:]]
 

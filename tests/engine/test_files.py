@@ -1,12 +1,31 @@
 """Files: uploads stream to disk, then validation moves them to processed or error."""
 
+import logging
+import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine import app as engine_app
+from engine.server import EmbeddedEngine
 from tests.engine.conftest import CHAT_LINE, Api, start_engine, wait_for
+
+BOUNDARY = "H2bOuNdArY"
+MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+def multipart_head(filename: str = "train.jsonl") -> bytes:
+    """A multipart body up to the start of its file part's content."""
+    return (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+
+
+CLOSING = f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
 def test_a_valid_upload_becomes_processed_and_reads_back_byte_for_byte(api: Api) -> None:
@@ -158,3 +177,91 @@ def test_a_file_still_uploaded_when_the_engine_stops_is_processed_on_the_next_st
         assert wait_for(lambda: api.file(file_id)["status"] == "processed", "reprocessing")
     finally:
         server.stop()
+
+
+def test_a_hand_made_multipart_body_with_its_closing_boundary_is_accepted(api: Api) -> None:
+    content = (CHAT_LINE * 10).encode()
+    response = api.http.post(
+        "files", content=multipart_head() + content + CLOSING, headers=MULTIPART
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["bytes"] == len(content)
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        pytest.param(lambda content: content[: len(content) // 2], id="at-a-line-end"),
+        pytest.param(lambda content: content[:-7], id="mid-line"),
+        pytest.param(lambda content: content + CLOSING[:-4], id="inside-the-boundary"),
+        pytest.param(lambda content: b"", id="before-any-content"),
+    ],
+)
+def test_a_body_that_ends_inside_the_file_part_is_refused_and_nothing_is_kept(
+    api: Api, engine_dir: Path, cut
+) -> None:
+    # A matching Content-Length (httpx sets it from the bytes): the HTTP request is whole, the
+    # multipart message is not, as when a client stops writing the body early.
+    body = multipart_head() + cut((CHAT_LINE * 10).encode())
+    response = api.http.post("files", content=body, headers=MULTIPART)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "file"
+    assert error["code"] == "incomplete_upload"
+    assert "closing boundary" in error["message"]
+    assert api.http.get("files").json()["data"] == []
+    assert list((engine_dir / "files").iterdir()) == []
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def engine_log(engine: EmbeddedEngine) -> Iterator[_Records]:
+    """Everything the engine and uvicorn log (added after uvicorn configured its loggers)."""
+    records = _Records()
+    loggers = [logging.getLogger("engine"), logging.getLogger("uvicorn.error")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(records)
+        logger.setLevel(logging.DEBUG)
+    yield records
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.removeHandler(records)
+        logger.setLevel(level)
+
+
+def test_a_client_that_hangs_up_mid_upload_is_one_info_line_and_leaves_nothing(
+    engine: EmbeddedEngine, api: Api, engine_dir: Path, engine_log: _Records
+) -> None:
+    head = multipart_head()
+    sent = head + (CHAT_LINE * 5).encode()
+    request = (
+        "POST /v1/files HTTP/1.1\r\n"
+        f"Host: {engine.host}:{engine.port}\r\n"
+        f"Content-Type: {MULTIPART['Content-Type']}\r\n"
+        f"Content-Length: {len(sent) + 100_000}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((engine.host, engine.port)) as client:
+        client.sendall(request + sent)
+    # closed, 100,000 bytes short
+
+    def settled() -> bool:
+        return any(
+            r.levelno >= logging.ERROR or "disconnected" in r.getMessage()
+            for r in engine_log.records
+        )
+
+    wait_for(settled, "the engine to notice the hang-up")
+    worth_noting = [r for r in engine_log.records if r.levelno >= logging.INFO]
+    assert [(r.levelno, r.name) for r in worth_noting] == [(logging.INFO, "engine.app")]
+    assert "POST /v1/files" in worth_noting[0].getMessage()
+    assert not any(r.exc_info for r in engine_log.records)
+    assert api.http.get("files").json()["data"] == []
+    assert list((engine_dir / "files").iterdir()) == []

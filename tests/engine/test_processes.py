@@ -160,8 +160,16 @@ def test_a_worker_killed_for_memory_fails_its_job_saying_so(engine_dir: Path) ->
         job = api.create_job(training_file=api.processed()["id"]).json()["id"]
         failed = api.wait_status(job, "failed")
         assert failed["error"]["code"] == "worker_killed"
-        assert "SIGKILL" in failed["error"]["message"]
-        assert "out of memory" in failed["error"]["message"]
+        message = failed["error"]["message"]
+        assert "SIGKILL" in message
+        assert "out of memory" in message
+        # Its log ends with the source line a warning echoes (`warnings.warn(`): the line
+        # quoted is the last one that says something.
+        log = (engine_dir / "jobs" / job / "worker.log").read_text()
+        assert log.rstrip().endswith("warnings.warn(")
+        assert message.endswith(
+            f"Last log line: fake worker for {job} in mode killed (spec from argv)"
+        )
     finally:
         server.stop()
 

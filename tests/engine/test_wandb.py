@@ -5,8 +5,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.jobs import wandb_keys
+from engine.app import Engine
 from engine.objects import public_integrations
+from engine.server import EmbeddedEngine
 from tests.engine.conftest import Api, start_engine, wait_for
 
 KEY = "wandb-secret-0123456789abcdef"
@@ -25,6 +26,12 @@ def _env_seen(engine_dir: Path, job_id: str) -> str | None:
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _engine(server: EmbeddedEngine) -> Engine:
+    """The `Engine` object behind a running embedded engine (its app is wrapped in auth)."""
+    assert server._server is not None
+    return server._server.config.app.app.state.engine
 
 
 def _files_holding(folder: Path, secret: str) -> list[Path]:
@@ -59,7 +66,7 @@ def test_the_key_reaches_the_worker_in_its_environment_and_nowhere_else(
         events = api.http.get(f"fine_tuning/jobs/{job_id}/events", params={"limit": 100}).text
         assert KEY not in listed + events
         assert _files_holding(engine_dir, KEY) == []
-        assert wandb_keys.get(job_id) is None  # forgotten once the job is over
+        assert _engine(server).keys.get(job_id) is None  # forgotten once the job is over
     finally:
         server.stop()
 
@@ -143,9 +150,10 @@ def test_after_a_restart_a_lost_key_is_said_on_the_job(engine_dir: Path, monkeyp
         lambda: api.http.get(f"fine_tuning/jobs/{job_id}/checkpoints").json()["data"],
         "the first checkpoint",
     )
+    assert _engine(server).keys.get(job_id) == KEY  # held while the job is unfinished
     server.stop()
-    wandb_keys.drop(job_id)  # what a new engine process starts with: no keys
 
+    # A new engine has a vault of its own, empty: the key did not survive.
     server = start_engine(engine_dir, mode="ok")
     try:
         api = Api(server.base_url)

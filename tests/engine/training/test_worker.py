@@ -81,7 +81,7 @@ def test_an_unknown_model_fails_with_model_not_found(make_spec, tmp_path: Path):
 
 def test_sigterm_stops_a_running_job_promptly(make_spec, tmp_path: Path):
     train = write_jsonl(tmp_path / "big.jsonl", sample_records(40) * 50)
-    spec = make_spec(training_file=train, hyperparameters={"n_epochs": 50, "batch_size": 2})
+    spec = make_spec(training_file=train, hyperparameters={"n_epochs": 20, "batch_size": 2})
     worker = start_worker(str(save(spec, tmp_path / "spec.json")))
     assert worker.stdout is not None
     while json.loads(worker.stdout.readline())["type"] != "progress":
