@@ -10,13 +10,18 @@ import asyncio
 import contextlib
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from bot.config import BotSettings
 
+if TYPE_CHECKING:
+    from bot.slack.runner import SlackCheck
+
 
 def main(argv: list[str] | None = None) -> int:
+    _flush_each_line()
     try:
         settings = BotSettings.from_env()
     except ValidationError as error:
@@ -35,18 +40,28 @@ def main(argv: list[str] | None = None) -> int:
     return run_slack(settings)
 
 
+def _flush_each_line() -> None:
+    """Under a service manager or in a container stdout is a file or a pipe, which Python
+    fills in blocks: the first lines would only show when the bot exits."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
+
+
 def run_slack(settings: BotSettings) -> int:
     from bot.slack.runner import SlackStartError, check_slack
 
     try:
-        print(asyncio.run(check_slack(settings)))
-        return _serve(settings)
+        # Both tokens are checked before anything is said about the mode.
+        check = asyncio.run(check_slack(settings))
+        print(check.line)
+        return _serve(settings, check)
     except SlackStartError as error:
         print(f"xgenlens-bot: {error}", file=sys.stderr)
         return 1
 
 
-def _serve(settings: BotSettings) -> int:
+def _serve(settings: BotSettings, check: SlackCheck) -> int:
     from bot.backends import BackendError, start_backends
     from bot.slack.app import build_slack_bot
     from bot.slack.runner import run_http, run_socket_mode
@@ -65,7 +80,8 @@ def _serve(settings: BotSettings) -> int:
 
         async def socket() -> None:
             # Built inside the loop: the clients bind to it.
-            await run_socket_mode(build_slack_bot(settings, nebius=backends.client()), settings)
+            slack = build_slack_bot(settings, nebius=backends.client())
+            await run_socket_mode(slack, settings, first_url=check.socket_url)
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(socket())

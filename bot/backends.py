@@ -18,6 +18,7 @@ from bot.config import BotSettings
 
 if TYPE_CHECKING:
     from client import NebiusClient
+    from client.hyperparameters import RangeProfile
 
 ENGINE_FOLDER = "engine"
 
@@ -77,10 +78,21 @@ class Backends:
             nebius = f"Nebius: {self.nebius_base_url} (key from NEBIUS_API_KEY)"
         return [slack, nebius, f"Database: {settings.database_path}", *self.notes]
 
+    @property
+    def range_profile(self) -> RangeProfile:
+        """The hyperparameter ranges requests are checked against before any upload: the
+        local engine's for the embedded engine (or one on a loopback address), else Nebius's."""
+        from client.hyperparameters import LOCAL_ENGINE, profile_for_base_url
+
+        if self.engine is not None:
+            return LOCAL_ENGINE
+        return profile_for_base_url(self.nebius_base_url)
+
     def client(self, **options: Any) -> NebiusClient:
         """A Nebius client for the chosen server; make it inside the event loop that uses it."""
         from client import NebiusClient
 
+        options.setdefault("range_profile", self.range_profile)
         return NebiusClient(self.nebius_api_key.get_secret_value(), self.nebius_base_url, **options)
 
     def close(self) -> None:

@@ -47,6 +47,9 @@ class SharedFile:
     user: str | None
     size: int | None = None
     download_url: str | None = None
+    # Named by its id only (Slack Connect, or a file Slack is still processing): its name and
+    # address come from `Chat.file_info`, and until then `name` is only a stand-in.
+    id_only: bool = False
 
     @property
     def is_jsonl(self) -> bool:
@@ -93,6 +96,11 @@ class Chat(Protocol):
 
     async def permalink(self, channel: str, ts: str) -> str | None:
         """A link a person can follow to the message, or None where the chat has none."""
+        ...
+
+    async def file_info(self, file: SharedFile) -> SharedFile:
+        """A file named by id only, made whole (name, size, address); ChatError, with a
+        readable message, when the chat will not say (no such file, no access)."""
         ...
 
     async def fetch_file(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,23 @@ CREATE TABLE IF NOT EXISTS content_requests (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS content_requests_by_time ON content_requests(updated_at);
+-- Job starts in flight, so that a restart can finish what a crash interrupted (see
+-- `begin_start`). Never a secret here: `request` is the job body less any W&B key.
+CREATE TABLE IF NOT EXISTS starts (
+    request_key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    session TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    message_ts TEXT,
+    step_ts TEXT,
+    plan TEXT NOT NULL,
+    request TEXT,
+    create_sent_at REAL,
+    phase TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS watches (
     job_id TEXT PRIMARY KEY,
     channel TEXT NOT NULL,
@@ -82,6 +100,23 @@ CREATE TABLE IF NOT EXISTS uploads (
 );
 CREATE INDEX IF NOT EXISTS uploads_by_channel ON uploads(channel, created_at);
 CREATE INDEX IF NOT EXISTS uploads_by_sha ON uploads(sha256);
+-- Posts to job threads: the intent is written before posting and the outcome after, so a
+-- restart reads a thread back from Slack only for a post that may have been in flight.
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    thread_ts TEXT NOT NULL,
+    first_event_id TEXT,
+    last_event_id TEXT,
+    state TEXT NOT NULL,
+    ts TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox(job_id, state);
+CREATE INDEX IF NOT EXISTS outbox_by_time ON outbox(state, updated_at);
 """
 
 
@@ -98,6 +133,21 @@ class Watch:
 
 
 @dataclass(frozen=True)
+class OutboxEntry:
+    """One post to a job's thread: "events" (first to last event id) or the end "summary"."""
+
+    id: int
+    job_id: str
+    kind: str
+    channel: str
+    thread_ts: str
+    first_event_id: str | None
+    last_event_id: str | None
+    state: str  # "pending" until Slack took it, then "done"
+    ts: str | None
+
+
+@dataclass(frozen=True)
 class ContentRequest:
     """A job request remembered by its content fingerprint (see `claim_content`)."""
 
@@ -110,6 +160,32 @@ class ContentRequest:
     created_at: float
     # When it was claimed, or when its job was created: the duplicate window counts from here.
     updated_at: float
+
+
+@dataclass(frozen=True)
+class PendingStart:
+    """A job start as far as it got: enough to finish it, or offer it again, after a crash."""
+
+    request_key: str
+    fingerprint: str
+    channel: str
+    user_id: str
+    # The request's message (the thread's parent, the card-to-be) and its step message.
+    message_ts: str | None
+    step_ts: str | None
+    # What was asked (files by Slack file id, settings, W&B names): see bot.core.jobs.
+    plan: dict[str, Any]
+    # The job body as sent, without secrets; None until the create request is sent.
+    request: dict[str, Any] | None
+    create_sent_at: float | None
+    phase: str  # START_PHASES
+    updated_at: float
+
+
+# "preparing": uploading or waiting for Nebius's file processing, no job asked for yet;
+# "creating": the create request was sent; "interrupted": a restart found it unfinished and
+# said so, and it may be started again (once).
+START_PHASES = ("preparing", "creating", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -136,6 +212,8 @@ class Store:
         # Wall-clock seconds: what is stored must still mean something after a restart.
         self.now = now
         self._claims = 0
+        # Which process wrote a start: a restart resolves only those of earlier processes.
+        self.session = uuid.uuid4().hex
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,6 +264,8 @@ class Store:
             "DELETE FROM handled_events WHERE handled_at < ?",
             "DELETE FROM idempotency WHERE updated_at < ?",
             "DELETE FROM content_requests WHERE updated_at < ?",
+            "DELETE FROM starts WHERE phase = 'interrupted' AND updated_at < ?",
+            "DELETE FROM outbox WHERE state = 'done' AND updated_at < ?",
         ):
             removed += self._db.execute(sql, (cutoff,)).rowcount
         return removed
@@ -292,6 +372,81 @@ class Store:
             (fingerprint, key),
         )
 
+    # Job starts in flight: written as a start goes, removed once it ends either way.
+    def begin_start(
+        self,
+        key: str,
+        fingerprint: str,
+        *,
+        channel: str,
+        user_id: str,
+        plan: dict[str, Any],
+    ) -> None:
+        now = self.now()
+        self._db.execute(
+            "INSERT OR REPLACE INTO starts(request_key, fingerprint, session, channel, user_id, "
+            "plan, phase, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'preparing', ?, ?)",
+            (key, fingerprint, self.session, channel, user_id, json.dumps(plan), now, now),
+        )
+
+    def start_messages(self, key: str, message_ts: str, step_ts: str | None) -> None:
+        self._db.execute(
+            "UPDATE starts SET message_ts = ?, step_ts = ?, updated_at = ? WHERE request_key = ?",
+            (message_ts, step_ts, self.now(), key),
+        )
+
+    def start_creating(self, key: str, request: dict[str, Any]) -> None:
+        """Just before the create request goes out: from here a job may exist."""
+        now = self.now()
+        self._db.execute(
+            "UPDATE starts SET request = ?, create_sent_at = ?, phase = 'creating', "
+            "updated_at = ? WHERE request_key = ?",
+            (json.dumps(request), now, now, key),
+        )
+
+    def start_interrupted(self, key: str) -> None:
+        self._db.execute(
+            "UPDATE starts SET phase = 'interrupted', session = ?, updated_at = ? "
+            "WHERE request_key = ?",
+            (self.session, self.now(), key),
+        )
+
+    def end_start(self, key: str) -> None:
+        self._db.execute("DELETE FROM starts WHERE request_key = ?", (key,))
+
+    def take_interrupted_start(self, key: str) -> PendingStart | None:
+        """The interrupted start `key`, removed so that it is started again once only."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            start = self.pending_start(key)
+            if start is None or start.phase != "interrupted":
+                return None
+            self._db.execute("DELETE FROM starts WHERE request_key = ?", (key,))
+            return start
+        finally:
+            self._db.execute("COMMIT")
+
+    def pending_start(self, key: str) -> PendingStart | None:
+        row = self._db.execute("SELECT * FROM starts WHERE request_key = ?", (key,)).fetchone()
+        return _pending_start(row) if row else None
+
+    def unfinished_starts(self) -> list[PendingStart]:
+        """Starts that earlier processes left in flight (a crash, a shutdown), oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM starts WHERE phase IN ('preparing', 'creating') AND session != ? "
+            "ORDER BY created_at",
+            (self.session,),
+        )
+        return [_pending_start(r) for r in rows]
+
+    def jobs_watched_elsewhere(self, channel: str, thread_ts: str | None) -> set[str]:
+        """The jobs that belong to threads other than this one (so to other requests)."""
+        rows = self._db.execute(
+            "SELECT job_id FROM watches WHERE NOT (channel = ? AND thread_ts IS ?)",
+            (channel, thread_ts),
+        )
+        return {row["job_id"] for row in rows}
+
     # Watches: one per job thread; a restart resumes every one that is not done.
     def add_watch(
         self, job_id: str, channel: str, thread_ts: str, card_ts: str | None, user_id: str | None
@@ -337,6 +492,78 @@ class Store:
             args.append(int(done))
         args.append(job_id)
         self._db.execute(f"UPDATE watches SET {', '.join(sets)} WHERE job_id = ?", args)
+
+    # The outbox: every post to a job thread, intent before posting and outcome after.
+    def outbox_intent(
+        self,
+        job_id: str,
+        kind: str,
+        channel: str,
+        thread_ts: str,
+        *,
+        first_event_id: str | None = None,
+        last_event_id: str | None = None,
+    ) -> OutboxEntry:
+        """Records a post about to be made ("pending")."""
+        now = self.now()
+        cur = self._db.execute(
+            "INSERT INTO outbox(job_id, kind, channel, thread_ts, first_event_id, "
+            "last_event_id, state, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            (job_id, kind, channel, thread_ts, first_event_id, last_event_id, now, now),
+        )
+        return OutboxEntry(
+            int(cur.lastrowid or 0),
+            job_id,
+            kind,
+            channel,
+            thread_ts,
+            first_event_id,
+            last_event_id,
+            "pending",
+            None,
+        )
+
+    def outbox_done(self, entry: OutboxEntry, ts: str | None) -> None:
+        """The post reached the thread: marks it done and, in the same transaction, moves
+        the watch on (its last event posted, or done after the summary)."""
+        now = self.now()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "UPDATE outbox SET state = 'done', ts = ?, updated_at = ? WHERE id = ?",
+                (ts, now, entry.id),
+            )
+            if entry.kind == "summary":
+                self._db.execute(
+                    "UPDATE watches SET done = 1, updated_at = ? WHERE job_id = ?",
+                    (now, entry.job_id),
+                )
+            elif entry.last_event_id is not None:
+                self._db.execute(
+                    "UPDATE watches SET last_event_id = ?, updated_at = ? WHERE job_id = ?",
+                    (entry.last_event_id, now, entry.job_id),
+                )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def outbox_discard(self, entry: OutboxEntry) -> None:
+        """The post certainly did not reach the thread: forget it (the next poll posts again
+        from the watch's last recorded event)."""
+        self._db.execute("DELETE FROM outbox WHERE id = ? AND state = 'pending'", (entry.id,))
+
+    def pending_outbox(self, job_id: str | None = None) -> list[OutboxEntry]:
+        """Posts that may have been in flight (all jobs, or one), oldest first."""
+        if job_id is None:
+            rows = self._db.execute("SELECT * FROM outbox WHERE state = 'pending' ORDER BY id")
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM outbox WHERE job_id = ? AND state = 'pending' ORDER BY id",
+                (job_id,),
+            )
+        return [_outbox_entry(r) for r in rows]
 
     # Uploads seen in channels: dedupe by Slack file id, reuse reports by content hash.
     def claim_upload(
@@ -424,6 +651,36 @@ def _watch(row: sqlite3.Row) -> Watch:
         last_event_id=row["last_event_id"],
         status=row["status"],
         done=bool(row["done"]),
+    )
+
+
+def _outbox_entry(row: sqlite3.Row) -> OutboxEntry:
+    return OutboxEntry(
+        id=row["id"],
+        job_id=row["job_id"],
+        kind=row["kind"],
+        channel=row["channel"],
+        thread_ts=row["thread_ts"],
+        first_event_id=row["first_event_id"],
+        last_event_id=row["last_event_id"],
+        state=row["state"],
+        ts=row["ts"],
+    )
+
+
+def _pending_start(row: sqlite3.Row) -> PendingStart:
+    return PendingStart(
+        request_key=row["request_key"],
+        fingerprint=row["fingerprint"],
+        channel=row["channel"],
+        user_id=row["user_id"],
+        message_ts=row["message_ts"],
+        step_ts=row["step_ts"],
+        plan=json.loads(row["plan"]),
+        request=json.loads(row["request"]) if row["request"] else None,
+        create_sent_at=row["create_sent_at"],
+        phase=row["phase"],
+        updated_at=row["updated_at"],
     )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from client._multipart import MultipartFile
 from client._retry import RETRY_STATUSES, Clock, RetryPolicy, Sleep, jittered
+from client.chat import ChatChunk, ChatCompletion, SSEError, sse_data
 from client.config import resolve_settings
 from client.constants import (
     CONNECT_TIMEOUT_S,
@@ -26,10 +29,24 @@ from client.constants import (
     DEFAULT_JOBS_PAGE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_S,
+    DEPLOY_DEDUPE_SKEW_S,
+    DEPLOY_POLL_FACTOR,
+    DEPLOY_POLL_INITIAL_S,
+    DEPLOY_POLL_MAX_S,
+    DEPLOY_WAIT_TIMEOUT_S,
     FILE_POLL_FACTOR,
     FILE_POLL_INITIAL_S,
     FILE_POLL_MAX_S,
     FILE_WAIT_TIMEOUT_S,
+)
+from client.deployments import (
+    DELETED,
+    Deployment,
+    DeploymentFailed,
+    DeploymentTimeout,
+    deployment_path,
+    requested_name_of,
+    v0_root,
 )
 from client.errors import (
     APIConnectionError,
@@ -38,15 +55,18 @@ from client.errors import (
     FileNotReadyError,
     FileProcessingError,
     NebiusError,
+    NotFoundError,
     RateLimitError,
     RequestInfo,
     ServerError,
     UnprocessableEntityError,
     error_from_response,
+    extract_error,
     is_not_ready_message,
     redact_text,
 )
-from client.hyperparameters import JobRequest
+from client.events import RECENT_EVENTS, EventReader, FetchPage
+from client.hyperparameters import JobRequest, RangeProfile, profile_for_base_url
 from client.models import Checkpoint, Event, FileObject, Job, Model, Page
 
 log = logging.getLogger("client")
@@ -74,9 +94,13 @@ class NebiusClient:
         clock: Clock | None = None,
         wall_clock: Clock | None = None,
         rng: random.Random | None = None,
+        range_profile: RangeProfile | None = None,
     ) -> None:
         settings = resolve_settings(api_key, base_url)
         self.base_url = settings.base_url
+        # The hyperparameter ranges of this server, checked before uploading anything: the
+        # local engine's on a loopback address unless the caller knows better.
+        self.range_profile = range_profile or profile_for_base_url(self.base_url)
         self._secrets = (settings.api_key,)
         self.max_retries = max(0, max_retries)
         self._retry = RetryPolicy(max_retries=self.max_retries, rng=rng or random.Random())
@@ -326,8 +350,10 @@ class NebiusClient:
     ) -> FileObject:
         """Poll until the file is processed (backoff with jitter), at most `timeout` seconds.
 
-        A file without a `status` counts as usable: Nebius may give none, and job creation
-        then reports "not ready" itself, which `create_job` waits out.
+        A file with `status: null` counts as usable and is returned after one look: Nebius
+        always answers null (the field is deprecated), processes the file after the job is
+        created (the job's events say "Dataset 'training' processed successfully"), and a job
+        created too early is refused as "not ready", which `create_job` waits out.
         """
         start = self._clock()
         delay = FILE_POLL_INITIAL_S
@@ -369,7 +395,7 @@ class NebiusClient:
         """
         body = request.to_body()
         attempt = 0
-        since = self._wall() - CREATE_DEDUPE_SKEW_S
+        sent_at = self._wall()
         wait_start: float | None = None
         wait_delay = FILE_POLL_INITIAL_S
         while True:
@@ -383,7 +409,7 @@ class NebiusClient:
                 if delay is None:
                     delay = self._retry.delay(attempt)
             except (APIConnectionError, ServerError) as err:
-                existing = await self._find_created_job(request, since, err)
+                existing = await self._find_created_job(request, sent_at, err)
                 if existing is not None:
                     log.warning("job creation failed (%s) but created %s", err, existing.id)
                     return existing
@@ -411,11 +437,25 @@ class NebiusClient:
             await self._sleep(delay)
             attempt += 1
 
+    async def find_created_job(
+        self, request: JobRequest, *, sent_at: float, exclude: Collection[str] = ()
+    ) -> Job | None:
+        """The job that `request`, first sent at `sent_at` (epoch s), may have created, or
+        None: for a create whose answer never came (a 5xx, a dropped connection, a crash of
+        the caller). `exclude`: ids of jobs known to be someone else's. Raises NebiusError
+        when the job list cannot be read."""
+        since = sent_at - CREATE_DEDUPE_SKEW_S
+        page = await self.list_jobs(limit=CREATE_DEDUPE_SCAN_LIMIT)
+        for job in page.data:
+            if job.id not in exclude and job_matches(job, request, since):
+                return job
+        return None
+
     async def _find_created_job(
-        self, request: JobRequest, since: float, cause: NebiusError
+        self, request: JobRequest, sent_at: float, cause: NebiusError
     ) -> Job | None:
         try:
-            page = await self.list_jobs(limit=CREATE_DEDUPE_SCAN_LIMIT)
+            return await self.find_created_job(request, sent_at=sent_at)
         except NebiusError:
             # Sending again blind could start a second paid job: stop and say so.
             cause.hint = (
@@ -423,10 +463,6 @@ class NebiusClient:
                 "exist. Run `finetune list` before trying again."
             )
             raise cause from None
-        for job in page.data:
-            if job_matches(job, request, since):
-                return job
-        return None
 
     async def list_jobs(
         self, *, after: str | None = None, limit: int = DEFAULT_JOBS_PAGE
@@ -456,11 +492,22 @@ class NebiusClient:
     async def list_events(
         self, job_id: str, *, after: str | None = None, limit: int = DEFAULT_EVENTS_PAGE
     ) -> Page[Event]:
-        """One page of events as Nebius gives them: newest first; `after` pages to older."""
+        """One page of events in the API's own order: newest first on OpenAI and our engine,
+        oldest first on Nebius; `after` pages on in that order. Use iter_events for order."""
         data = await self._json(
             "GET", f"fine_tuning/jobs/{job_id}/events", params={"after": after, "limit": limit}
         )
         return self._parse(Page[Event], data, "event list")
+
+    @cached_property
+    def _events(self) -> EventReader:
+        return EventReader()
+
+    def _event_pages(self, job_id: str) -> FetchPage:
+        async def fetch(after: str | None, limit: int) -> Page[Event]:
+            return await self.list_events(job_id, after=after, limit=limit)
+
+        return fetch
 
     async def iter_events(
         self,
@@ -469,35 +516,285 @@ class NebiusClient:
         after_event_id: str | None = None,
         page_size: int = DEFAULT_EVENTS_PAGE,
     ) -> AsyncIterator[Event]:
-        """Events oldest to newest; with after_event_id, only those newer than it.
+        """Events oldest to newest, whichever order the API lists them in; with
+        after_event_id, only those newer than it, each once, as they appear between calls.
 
-        Pages from the newest back until after_event_id (or the oldest event) is reached; an
-        after_event_id that no longer appears yields every event.
+        The order is recognised per response (see client.events). An after_event_id no longer
+        listed gives the events provably newer than it when this client handed it out,
+        otherwise only the newest event: the cursor moves on, nothing is posted again.
         """
-        newer: list[Event] = []
-        cursor: str | None = None
-        seen: set[str] = set()
-        found = False
-        while not found:
-            page = await self.list_events(job_id, after=cursor, limit=page_size)
-            for event in page.data:
-                if event.id == after_event_id:
-                    found = True
-                    break
-                if event.id not in seen:  # a server that repeats a page must not loop us
-                    seen.add(event.id)
-                    newer.append(event)
-            if found or not page.has_more or not page.data or page.data[-1].id == cursor:
-                break
-            cursor = page.data[-1].id
-        for event in reversed(newer):
+        events = await self._events.newer(
+            job_id, self._event_pages(job_id), after_event_id, page_size
+        )
+        for event in events:
             yield event
+
+    async def recent_events(
+        self, job_id: str, *, limit: int = RECENT_EVENTS, page_size: int = DEFAULT_EVENTS_PAGE
+    ) -> list[Event]:
+        """The job's newest `limit` events, oldest to newest, whichever order the API uses."""
+        return await self._events.recent(self._event_pages(job_id), limit, page_size)
 
     async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
         """A job's checkpoints sorted by step (Nebius does not promise an order)."""
         data = await self._json("GET", f"fine_tuning/jobs/{job_id}/checkpoints")
         items = [self._parse(Checkpoint, item, "checkpoint") for item in self._list_data(data)]
         return sorted(items, key=lambda c: (c.step_number, c.created_at or 0))
+
+    # ------------------------------------------------------------------ deployments
+
+    @property
+    def v0_url(self) -> str:
+        """The root of the `/v0` calls, beside the `/v1` base URL."""
+        return v0_root(str(self._http.base_url))
+
+    def _deployments_url(self, full_name: str | None = None) -> str:
+        # Absolute: `/v0` is outside the base URL, and a relative `Qwen3-LoRa:x` would read
+        # as a URL scheme.
+        url = self.v0_url + "models"
+        return f"{url}/{deployment_path(full_name)}" if full_name else url
+
+    async def deploy(
+        self,
+        job_id: str,
+        checkpoint_id: str,
+        *,
+        name: str,
+        base_model: str,
+        description: str | None = None,
+    ) -> Deployment:
+        """Deploy a LoRA checkpoint as a custom model; Nebius answers `validating` with the
+        full name it generated (keep `.name`: it cannot be derived).
+
+        Never creates two: a 429 is sent again after Retry-After; after a 5xx or a dropped
+        connection the deployment may exist, so the list is checked before sending again."""
+        source = f"{job_id}:{checkpoint_id}"
+        body: dict[str, Any] = {"name": name, "base_model": base_model, "source": source}
+        if description is not None:
+            body["description"] = description
+        url = self._deployments_url()
+        sent_at = self._wall()
+        attempt = 0
+        while True:
+            try:
+                data = await self._json("POST", url, json=body, retry=False)
+                return self._parse(Deployment, data, "deployment")
+            except RateLimitError as err:
+                if attempt >= self.max_retries:
+                    raise
+                delay = err.retry_after
+                if delay is None:
+                    delay = self._retry.delay(attempt)
+            except (APIConnectionError, ServerError) as err:
+                existing = await self._find_deployment(source, name, sent_at, err)
+                if existing is not None:
+                    log.warning("deploy failed (%s) but created %s", err, existing.name)
+                    return existing
+                if attempt >= self.max_retries:
+                    raise
+                delay = self._retry.delay(attempt)
+            log.warning("deploy failed; retry %d/%d", attempt + 1, self.max_retries)
+            await self._sleep(delay)
+            attempt += 1
+
+    async def find_deployment(self, source: str, name: str, *, since: float) -> Deployment | None:
+        """The deployment of `source` (`<job>:<checkpoint>`) asked for as `name` and created
+        at or after `since` (epoch s), or None."""
+        for deployment in await self.list_deployments():
+            created = deployment.created_at
+            if (
+                deployment.origin == source
+                and requested_name_of(deployment.name) == name
+                and (created is None or created >= since - DEPLOY_DEDUPE_SKEW_S)
+            ):
+                return deployment
+        return None
+
+    async def _find_deployment(
+        self, source: str, name: str, sent_at: float, cause: NebiusError
+    ) -> Deployment | None:
+        try:
+            return await self.find_deployment(source, name, since=sent_at)
+        except NebiusError:
+            cause.hint = (
+                "Deploying failed and the list of custom models could not be checked: the "
+                "model may exist. Run `finetune deployments` before trying again."
+            )
+            raise cause from None
+
+    async def get_deployment(self, full_name: str) -> Deployment:
+        """One custom model by its full name; NotFoundError when there is none."""
+        try:
+            data = await self._json("GET", self._deployments_url(full_name))
+        except NotFoundError as err:
+            err.hint = _no_deployment_hint(full_name)
+            raise
+        if isinstance(data, dict) and not data.get("name"):
+            data = {**data, "name": full_name}
+        return self._parse(Deployment, data, "deployment")
+
+    async def list_deployments(self) -> list[Deployment]:
+        """The custom models (Nebius answers a bare JSON array; a wrapped list is accepted)."""
+        data = await self._json("GET", self._deployments_url())
+        return [self._parse(Deployment, item, "deployment") for item in self._list_data(data)]
+
+    async def delete_deployment(self, full_name: str) -> Deployment:
+        """Delete a custom model; its answer has `status: "deleted"`. A delete whose answer
+        was lost and that then finds nothing counts as done."""
+        url = self._deployments_url(full_name)
+        try:
+            try:
+                data = await self._json("DELETE", url, retry=False)
+            except (APIConnectionError, ServerError) as err:
+                if self.max_retries <= 0:
+                    raise
+                await self._sleep(self._retry.delay(0))
+                try:
+                    data = await self._json("DELETE", url)
+                except NotFoundError:
+                    log.warning("delete of %s failed (%s), then found it gone", full_name, err)
+                    data = {"status": DELETED}
+        except NotFoundError as err:
+            err.hint = _no_deployment_hint(full_name)
+            raise
+        if not isinstance(data, dict):
+            data = {}
+        return self._parse(
+            Deployment, {"status": DELETED, **data, "name": data.get("name") or full_name}, "answer"
+        )
+
+    async def wait_for_deployment(
+        self,
+        full_name: str,
+        *,
+        timeout: float = DEPLOY_WAIT_TIMEOUT_S,
+        on_progress: Callable[[Deployment, float], object] | None = None,
+    ) -> Deployment:
+        """Poll until the deployment is active (backoff with jitter), at most `timeout`
+        seconds. An answer without a status means still validating. Raises DeploymentFailed
+        (`error`, with Nebius's status_reason; or deleted meanwhile) or DeploymentTimeout."""
+        start = self._clock()
+        delay = DEPLOY_POLL_INITIAL_S
+        while True:
+            deployment = await self.get_deployment(full_name)
+            elapsed = self._clock() - start
+            if on_progress:
+                on_progress(deployment, elapsed)
+            if deployment.is_active:
+                return deployment
+            if deployment.is_settled:
+                reason = deployment.status_reason or "no reason given"
+                if deployment.state == DELETED:
+                    reason = "it was deleted while validating"
+                raise DeploymentFailed(f"{full_name} could not be deployed: {reason}")
+            remaining = timeout - elapsed
+            if remaining <= 0:
+                raise DeploymentTimeout(
+                    f"{full_name} is still {deployment.state} after {elapsed:.0f}s "
+                    f"(limit {timeout:g}s)"
+                )
+            await self._sleep(min(jittered(delay, self._retry.rng), remaining))
+            delay = min(delay * DEPLOY_POLL_FACTOR, DEPLOY_POLL_MAX_S)
+
+    # ------------------------------------------------------------------ chat
+
+    @staticmethod
+    def _chat_body(
+        model: str, messages: list[dict[str, Any]], options: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "model": model,
+            "messages": messages,
+            **{k: v for k, v in options.items() if v is not None},
+        }
+
+    async def chat_completion(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: str | list[str] | None = None,
+        **extra: Any,
+    ) -> ChatCompletion:
+        """One answer (OpenAI's shape); `model` is a base model or a deployment's full name.
+        Retried on 429/5xx like every call: a chat changes nothing on the server."""
+        body = self._chat_body(
+            model,
+            messages,
+            {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p, "stop": stop}
+            | extra,
+        )
+        data = await self._json("POST", "chat/completions", json=body)
+        return self._parse(ChatCompletion, data, "chat completion")
+
+    async def stream_chat_completion(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: str | list[str] | None = None,
+        **extra: Any,
+    ) -> AsyncIterator[ChatChunk]:
+        """The answer as it is generated (`stream: true`, server-sent events). A server that
+        answers with one JSON body instead gives one chunk holding the whole answer."""
+        options = {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p}
+        body = self._chat_body(model, messages, options | {"stop": stop} | extra)
+        body["stream"] = True
+        info = self._info("POST", "chat/completions", None, body)
+        response = await self._send("POST", "chat/completions", json=body, stream=True)
+        try:
+            if "text/event-stream" not in response.headers.get("content-type", ""):
+                await response.aread()
+                try:
+                    whole = self._parse(ChatCompletion, response.json(), "chat completion")
+                except ValueError:
+                    raise NebiusError(
+                        "the API answered with something that is not JSON",
+                        status_code=response.status_code,
+                        body=redact_text(response.text[:2000], self._secrets),
+                        request=info,
+                    ) from None
+                yield ChatChunk.model_validate(
+                    {
+                        "id": whole.id,
+                        "model": whole.model,
+                        "choices": [
+                            {"delta": {"content": whole.text}, "finish_reason": whole.finish_reason}
+                        ],
+                        "usage": whole.usage.model_dump() if whole.usage else None,
+                    }
+                )
+                return
+            try:
+                async for event in sse_data(response.aiter_lines()):
+                    if event.get("error"):
+                        message, code, _ = extract_error(json.dumps(event))
+                        raise NebiusError(f"the answer stopped: {message}", code=code, request=info)
+                    yield self._parse(ChatChunk, event, "chat chunk")
+            except SSEError as exc:
+                raise NebiusError(str(exc), request=info) from None
+            except httpx.TimeoutException:
+                raise APITimeoutError("the streamed answer timed out", request=info) from None
+            except httpx.TransportError as exc:
+                detail = redact_text(str(exc) or type(exc).__name__, self._secrets)
+                raise APIConnectionError(
+                    f"the streamed answer was cut off: {detail}", request=info
+                ) from None
+        finally:
+            await response.aclose()
+
+
+def _no_deployment_hint(full_name: str) -> str:
+    return (
+        f"No custom model named {full_name!r}: `finetune deployments` lists them (give the "
+        "full name Nebius generated, `<base>-LoRa:<name>-XXXX`)."
+    )
 
 
 def job_matches(job: Job, request: JobRequest, since: float) -> bool:

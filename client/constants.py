@@ -31,3 +31,12 @@ DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 
 DEFAULT_EVENTS_PAGE = 100
 DEFAULT_JOBS_PAGE = 20
+
+# Waiting for a deployment (a LoRA checkpoint made a serverless model) to become active.
+DEPLOY_WAIT_TIMEOUT_S = 900.0
+DEPLOY_POLL_INITIAL_S = 2.0
+DEPLOY_POLL_FACTOR = 1.5
+DEPLOY_POLL_MAX_S = 20.0
+# After a deploy call failed in a way that may have created the deployment, one created this
+# many seconds before the attempt still counts as "ours" (clock skew, as for jobs).
+DEPLOY_DEDUPE_SKEW_S = 120.0

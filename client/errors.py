@@ -228,31 +228,52 @@ def _from_json(data: Any) -> tuple[str | None, str | None, str | None]:
     if isinstance(data, str):
         return data, None, None
     if isinstance(data, list):
-        # FastAPI-style validation errors: [{"loc": [...], "msg": "..."}]
-        parts = []
-        for item in data:
-            if isinstance(item, dict) and "msg" in item:
-                loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
-                parts.append(f"{loc}: {item['msg']}" if loc else str(item["msg"]))
-            else:
-                parts.append(str(item))
-        return "; ".join(parts) or None, None, None
+        return _from_validation_errors(data)
     if not isinstance(data, dict):
         return str(data), None, None
     if data.get("error"):
         err = data["error"]
         if isinstance(err, dict):
-            message = err.get("message") or err.get("detail") or json.dumps(err)
+            detail = _from_json(err["detail"])[0] if err.get("detail") else None
+            message = err.get("message") or detail or json.dumps(err)
             code = err.get("code") or err.get("type")
             param = err.get("param")
             return str(message), _opt_str(code), _opt_str(param)
         return str(err), None, None
     if "detail" in data:
-        return _from_json(data["detail"])[0], None, None
+        # FastAPI: {"detail": "text"} or, for a 422, {"detail": [{"loc", "msg", "type"}]};
+        # an empty detail says nothing (the status's reason phrase is shown instead).
+        return _from_json(data["detail"]) if data["detail"] else (None, None, None)
     for key in ("message", "msg", "title"):
         if data.get(key):
             return str(data[key]), _opt_str(data.get("code")), None
     return json.dumps(data)[:500], None, None
+
+
+def _from_validation_errors(items: list[Any]) -> tuple[str | None, str | None, str | None]:
+    """FastAPI's validation errors in words: `hyperparameters.n_epochs: Input should be less
+    than or equal to 20 (got 100)`; the first field named is the error's param."""
+    parts: list[str] = []
+    params: list[str] = []
+    for item in items:
+        if not (isinstance(item, dict) and "msg" in item):
+            parts.append(item if isinstance(item, str) else json.dumps(item, default=str))
+            continue
+        raw_loc = item.get("loc")
+        loc_parts = raw_loc if isinstance(raw_loc, list) else [raw_loc] if raw_loc else []
+        # "body" (or "query", "path") says where in the request, not which field.
+        if loc_parts and loc_parts[0] in ("body", "query", "path"):
+            loc_parts = loc_parts[1:]
+        loc = ".".join(str(p) for p in loc_parts)
+        text = str(item["msg"])
+        value = item.get("input")
+        # Only plain numbers: an input may be the whole request body, secrets included.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            text += f" (got {value})"
+        parts.append(f"{loc}: {text}" if loc else text)
+        if loc:
+            params.append(loc)
+    return "; ".join(parts) or None, None, params[0] if params else None
 
 
 def _opt_str(value: Any) -> str | None:

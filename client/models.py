@@ -75,8 +75,14 @@ class Job(NebiusObject):
     training_file: str | None = None
     validation_file: str | None = None
     hyperparameters: dict[str, Any] | None = None
+    # Nebius (and OpenAI's newer shape) may give them here instead:
+    # {"type": "supervised", "supervised": {"hyperparameters": {...}}}.
+    method: dict[str, Any] | None = None
+    integrations: list[Any] | None = None
+    tags: list[Any] | None = None
     result_files: list[str] = Field(default_factory=list)
     trained_tokens: int | None = None
+    # OpenAI and the local engine only: on Nebius a checkpoint becomes a model by deployment.
     fine_tuned_model: str | None = None
     error: JobError | None = None
     trained_steps: int | None = None
@@ -88,6 +94,21 @@ class Job(NebiusObject):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def effective_hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters the job runs with: the top-level ones, else those under
+        `method` (`method.supervised.hyperparameters`); {} when the job gives neither."""
+        if self.hyperparameters:
+            return self.hyperparameters
+        method = self.method or {}
+        kind = method.get("type")
+        if not isinstance(kind, str):
+            return {}
+        # The key is the type with "_" for "-" ("spec-draft" -> "spec_draft").
+        config = method.get(kind) or method.get(kind.replace("-", "_"))
+        found = config.get("hyperparameters") if isinstance(config, dict) else None
+        return found if isinstance(found, dict) else {}
 
     @property
     def progress(self) -> float | None:

@@ -5,7 +5,7 @@ import contextlib
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,13 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from engine import deployments
+from engine.chat_api import chat_completions
 from engine.config import EngineConfig
 from engine.errors import ApiError, api_error_handler, not_found
 from engine.files import UPLOAD_PURPOSES, receive_upload, remove_quietly, validate_dataset
 from engine.ids import new_id
+from engine.inference import Inference
 from engine.jobs import KeyVault, create_job
 from engine.objects import file_object
 from engine.runner import TERMINAL, JobRunner
@@ -29,6 +32,8 @@ from engine.store import Store
 log = logging.getLogger("engine.app")
 
 API_PREFIX = "/v1"
+# Nebius serves deployments outside the /v1 base path.
+DEPLOY_PREFIX = "/v0"
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
 MAX_FILES_PAGE = 10_000
@@ -47,6 +52,8 @@ class Engine:
         # Jobs' W&B keys, in this engine's memory only (see KeyVault).
         self.keys = KeyVault()
         self._processing: set[asyncio.Task[None]] = set()
+        # Chat models, loaded on first use on a thread of their own (torch imported there).
+        self.inference = Inference(config.models_dir, config.model_dirs, config.device)
         # Its own pool, so stopping never waits for a large file's validation to finish.
         self._validators = ThreadPoolExecutor(max_workers=2, thread_name_prefix="engine-validate")
 
@@ -57,6 +64,8 @@ class Engine:
         await self.runner.start()
         for file_id in self.store.files_with_status("uploaded"):
             self.process_later(file_id)
+        for deployment in self.store.list_deployments(deployments.VALIDATING):
+            deployments.validate_later(self, deployment["name"])
 
     async def stop(self) -> None:
         if self.runner is not None:
@@ -67,6 +76,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._validators.shutdown(wait=False, cancel_futures=True)
+        self.inference.close()
         if self.store is not None:
             self.store.close()
 
@@ -80,10 +90,14 @@ class Engine:
         assert self.runner is not None, "the engine is not started"
         return self.runner
 
-    def process_later(self, file_id: str) -> None:
-        task = asyncio.create_task(self._process(file_id), name=f"engine-file-{file_id}")
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Runs `work` in the background; stopping the engine cancels it."""
+        task = asyncio.create_task(work, name=name)
         self._processing.add(task)
         task.add_done_callback(self._processing.discard)
+
+    def process_later(self, file_id: str) -> None:
+        self.spawn(self._process(file_id), f"engine-file-{file_id}")
 
     async def _process(self, file_id: str) -> None:
         stored = self.db.get_file(file_id)
@@ -153,7 +167,7 @@ def _children(item: dict[str, Any] | list[Any]) -> list[Any]:
     return list(item.values()) if isinstance(item, dict) else item
 
 
-async def _json_body(request: Request) -> Any:
+async def json_body(request: Request) -> Any:
     try:
         body = json.loads(await request.body(), parse_constant=_not_json_constant)
     except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
@@ -189,6 +203,15 @@ def _models(engine: Engine) -> list[dict[str, Any]]:
                     "owned_by": "engine",
                 }
             )
+    for deployment in engine.db.list_deployments(deployments.ACTIVE):
+        data.append(
+            {
+                "id": deployment["name"],
+                "object": "model",
+                "created": deployment["created_at"],
+                "owned_by": "engine",
+            }
+        )
     return data
 
 
@@ -285,7 +308,7 @@ async def delete_file(request: Request) -> JSONResponse:
 
 async def post_job(request: Request) -> JSONResponse:
     engine = _engine(request)
-    job = create_job(engine.db, engine.config, await _json_body(request), keys=engine.keys)
+    job = create_job(engine.db, engine.config, await json_body(request), keys=engine.keys)
     engine.jobs.wake()
     return JSONResponse(job)
 
@@ -353,7 +376,9 @@ async def http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         return ApiError(
-            404, "Unknown path; this engine serves the API under /v1.", code="not_found"
+            404,
+            "Unknown path; this engine serves the API under /v1, deployments under /v0/models.",
+            code="not_found",
         ).response()
     return ApiError(exc.status_code, str(exc.detail)).response()
 
@@ -414,8 +439,14 @@ def create_app(config: EngineConfig) -> ASGIApp:
         finally:
             await engine.stop()
 
-    p = API_PREFIX
+    p, d = API_PREFIX, DEPLOY_PREFIX
     routes = [
+        Route(f"{p}/chat/completions", chat_completions, methods=["POST"]),
+        Route(f"{d}/models", deployments.post_deployment, methods=["POST"]),
+        Route(f"{d}/models", deployments.list_deployments, methods=["GET"]),
+        # Full names hold a slash and a colon (`owner/model-LoRa:name-x1y2`).
+        Route(f"{d}/models/{{name:path}}", deployments.retrieve_deployment, methods=["GET"]),
+        Route(f"{d}/models/{{name:path}}", deployments.delete_deployment, methods=["DELETE"]),
         Route(f"{p}/models", list_models, methods=["GET"]),
         Route(f"{p}/models/{{model_id:path}}", retrieve_model, methods=["GET"]),
         Route(f"{p}/files", upload_file, methods=["POST"]),

@@ -1,4 +1,4 @@
-"""The engine's SQLite database (WAL): files, jobs, events and checkpoints.
+"""The engine's SQLite database (WAL): files, jobs, events, checkpoints and deployments.
 
 Each row keeps its API object as a JSON document, with the few columns queries need
 beside it. One connection behind a lock: the event loop and the file-processing
@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS checkpoints_job ON checkpoints(job_id, seq);
+CREATE TABLE IF NOT EXISTS deployments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT UNIQUE NOT NULL,
+    status TEXT NOT NULL,
+    internal TEXT NOT NULL DEFAULT '{}',
+    doc TEXT NOT NULL
+);
 """
 
 
@@ -222,3 +229,58 @@ class Store:
             "SELECT path FROM checkpoints WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
         )
         return Path(row[0]) if row else None
+
+    # Deployments (`/v0/models`), keyed by their full name
+
+    def add_deployment(self, doc: dict[str, Any], internal: dict[str, Any]) -> bool:
+        """False when a deployment of that name exists already (nothing is written)."""
+        with self._tx() as db:
+            taken = db.execute("SELECT 1 FROM deployments WHERE name = ?", (doc["name"],))
+            if taken.fetchone() is not None:
+                return False
+            db.execute(
+                "INSERT INTO deployments (name, status, internal, doc) VALUES (?, ?, ?, ?)",
+                (doc["name"], doc["status"], json.dumps(internal), json.dumps(doc)),
+            )
+            return True
+
+    def get_deployment(self, name: str) -> dict[str, Any] | None:
+        row = self._one("SELECT doc FROM deployments WHERE name = ?", (name,))
+        return json.loads(row[0]) if row else None
+
+    def deployment_internal(self, name: str) -> dict[str, Any]:
+        row = self._one("SELECT internal FROM deployments WHERE name = ?", (name,))
+        return json.loads(row[0]) if row else {}
+
+    def list_deployments(self, *statuses: str) -> list[dict[str, Any]]:
+        """Oldest first; only those with one of `statuses` when any are given."""
+        if statuses:
+            marks = ", ".join("?" for _ in statuses)
+            rows = self._all(
+                f"SELECT doc FROM deployments WHERE status IN ({marks}) ORDER BY seq", statuses
+            )
+        else:
+            rows = self._all("SELECT doc FROM deployments ORDER BY seq", ())
+        return [json.loads(r[0]) for r in rows]
+
+    def update_deployment(
+        self, name: str, changes: dict[str, Any], *, only_if_status: str | None = None
+    ) -> dict[str, Any] | None:
+        """The updated document; None when it is gone or not in `only_if_status`."""
+        with self._tx() as db:
+            row = db.execute("SELECT doc FROM deployments WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            doc = json.loads(row[0])
+            if only_if_status is not None and doc.get("status") != only_if_status:
+                return None
+            doc |= changes
+            db.execute(
+                "UPDATE deployments SET doc = ?, status = ? WHERE name = ?",
+                (json.dumps(doc), doc["status"], name),
+            )
+            return doc
+
+    def delete_deployment(self, name: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM deployments WHERE name = ?", (name,)).rowcount > 0

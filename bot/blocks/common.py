@@ -5,15 +5,6 @@ from typing import Any
 SECTION_LIMIT = 3000
 
 
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
-
-
 def clip(text: str, limit: int = SECTION_LIMIT) -> str:
     if len(text) <= limit:
         return text

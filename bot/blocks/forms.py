@@ -8,7 +8,7 @@ from typing import Any
 from bot.blocks.ids import Views
 from bot.store import Upload
 from client import Hyperparameters, Model
-from client.hyperparameters import RANGES, describe_range
+from client.hyperparameters import NEBIUS, SUFFIX_MAX_CHARS, RangeProfile
 
 NO_VALIDATION = "none"
 # (block id, label) of the Advanced section, in the order people look for them.
@@ -109,10 +109,12 @@ def create_job_view(
     training: str | None = None,
     validation: str | None = None,
     wandb_configured: bool = False,
+    profile: RangeProfile = NEBIUS,
 ) -> dict[str, Any]:
     """The modal; `uploads` come valid first, and `private_metadata` remembers the channel.
 
     `wandb_configured`: the bot has a W&B key, so a W&B project can be logged to.
+    `profile`: the ranges of the server in use, shown under each field.
     """
     defaults = Hyperparameters()
     blocks: list[dict[str, Any]] = []
@@ -153,14 +155,25 @@ def create_job_view(
             options = [_option("on", "true"), _option("off", "false")]
             blocks.append(_select(name, label, options, "true" if value else "false"))
         else:
-            hint = f"Allowed: {describe_range(name)}" if name in RANGES else None
+            hint = (
+                f"Allowed {profile.where}: {profile.hint(name)}" if name in profile.ranges else None
+            )
             blocks.append(
                 _input(
                     name, label, f"{value:g}" if isinstance(value, float) else str(value), hint=hint
                 )
             )
-    blocks.append(_input("seed", "Seed", None, hint="A whole number, for reproducible runs"))
-    blocks.append(_input("suffix", "Suffix", None, hint="Added to the fine-tuned model's name"))
+    seed_hint = f"A whole number in {profile.hint('seed')}, for reproducible runs"
+    blocks.append(_input("seed", "Seed", None, hint=seed_hint))
+    blocks.append(
+        _input(
+            "suffix",
+            "Suffix",
+            None,
+            hint=f"Added to the output model's name; at most {SUFFIX_MAX_CHARS} characters",
+            max_length=SUFFIX_MAX_CHARS,
+        )
+    )
     blocks.extend(_wandb_blocks(wandb_configured))
     return {
         "type": "modal",

@@ -7,6 +7,7 @@ class Actions:
     REFRESH_JOB = "refresh_job"
     CANCEL_JOB = "cancel_job"
     DOWNLOAD_CHECKPOINT = "download_checkpoint"
+    START_AGAIN = "start_job_again"
 
 
 class Views:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.blocks.common import actions, button, code_block, context, section
+from bot.blocks.common import SECTION_LIMIT, actions, button, clip, code_block, context, section
 from bot.blocks.ids import Actions
 from bot.chat import Message
 from client import Checkpoint, Event, Job, Model
+from client.sizes import human_size
 
 STATUS_ICONS = {
     "validating_files": ":mag:",
@@ -50,7 +51,7 @@ CANCEL_CONFIRM = {
 
 def job_card_message(job: Job) -> Message:
     """The job card: the latest state of one job, with its buttons."""
-    hp = job.hyperparameters or {}
+    hp = job.effective_hyperparameters  # top level, or under `method` (Nebius)
     params = ", ".join(f"{k}={hp[k]}" for k in KEY_HYPERPARAMETERS if k in hp) or "defaults"
     files = f"training `{job.training_file or '-'}`"
     if job.validation_file:
@@ -80,7 +81,7 @@ def job_card_message(job: Job) -> Message:
             )
         )
     if job.status == "succeeded":
-        # No checkpoint id: the click downloads the latest one into the card's thread.
+        # No checkpoint id: the click downloads the best one into the card's thread.
         buttons.append(button("Download", Actions.DOWNLOAD_CHECKPOINT, f"{job.id}:"))
     blocks.append(actions(*buttons))
     text = f"Job {job.id}: {job.status} ({job.model or 'model unknown'})"
@@ -115,6 +116,8 @@ def events_message(job_id: str, events: list[Event]) -> Message:
 def _metrics(metrics: dict[str, Any]) -> str:
     parts = []
     for key, value in metrics.items():
+        if value is None:  # Nebius lists every metric, null when not measured
+            continue
         parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
     return ", ".join(parts) or "no metrics"
 
@@ -226,20 +229,80 @@ def duplicate_request_message(
     return Message(text=text, blocks=blocks)
 
 
-def job_events_reply(job_id: str, events: list[Event]) -> Message:
-    """New events, oldest first, as one reply; the metadata records the last one posted."""
-    lines = [f"{when(e.created_at)}  {e.message}" for e in events]
+# A reply to a job's thread holds at most this many code blocks of events (about 12,000
+# characters): far inside Slack's 50 blocks and 40,000 characters, and short enough to read.
+EVENTS_REPLY_BLOCKS = 4
+# What one code block holds: a section's 3,000 characters less the fences.
+EVENTS_BLOCK_CHARS = SECTION_LIMIT - 6
+# One event never takes more than one reply: a longer message is cut here, with a note.
+EVENT_MAX_CHARS = EVENTS_REPLY_BLOCKS * EVENTS_BLOCK_CHARS - 200
+
+
+def _event_line(event: Event) -> str:
+    line = f"{when(event.created_at)}  {event.message}"
+    # Three backticks inside would close the code block early.
+    line = line.replace("```", "`\u200b``")
+    if len(line) > EVENT_MAX_CHARS:
+        note = f"\n… (event shortened: {len(line):,} characters in all, the first "
+        shown = EVENT_MAX_CHARS - len(note) - 20
+        line = line[:shown] + note + f"{shown:,} shown)"
+    return line
+
+
+def _event_pieces(line: str) -> list[str]:
+    """One event's text in pieces that each fit a code block (a long one spans several)."""
+    return [line[i : i + EVENTS_BLOCK_CHARS] for i in range(0, len(line), EVENTS_BLOCK_CHARS)]
+
+
+def job_events_replies(job_id: str, events: list[Event]) -> list[Message]:
+    """New events, oldest first, as as many replies as Slack's limits need: every event shown,
+    in order, each in exactly one reply. Each reply's metadata names the first and last event
+    it carries, so the watcher records as posted only what a posted reply held."""
+    if not events:
+        return []
     if len(events) == 1:
-        text = f"{events[0].message}"
-        blocks = [context(f"`{when(events[0].created_at)}` {events[0].message}")]
-    else:
-        text = f"{len(events)} new events"
-        blocks = [code_block("\n".join(lines))]
-    return Message(
-        text=text,
-        blocks=blocks,
-        metadata={"job_id": job_id, "kind": "events", "last_event_id": events[-1].id},
-    )
+        line = f"`{when(events[0].created_at)}` {events[0].message}"
+        if len(line) <= SECTION_LIMIT:
+            return [_events_reply(job_id, events, [context(line)], clip(events[0].message))]
+    replies: list[Message] = []
+    carried: list[Event] = []
+    blocks: list[list[str]] = []  # each block's lines
+
+    def flush() -> None:
+        if carried:
+            text = f"{len(carried)} new events" if len(carried) > 1 else clip(carried[0].message)
+            code = [code_block("\n".join(lines)) for lines in blocks]
+            replies.append(_events_reply(job_id, carried, code, text))
+        carried.clear()
+        blocks.clear()
+
+    for event in events:
+        pieces = _event_pieces(_event_line(event))
+        if len(pieces) == 1 and blocks:
+            last = blocks[-1]
+            if sum(len(x) + 1 for x in last) + len(pieces[0]) <= EVENTS_BLOCK_CHARS:
+                last.append(pieces[0])
+                carried.append(event)
+                continue
+        if len(blocks) + len(pieces) > EVENTS_REPLY_BLOCKS:
+            flush()
+        blocks.extend([piece] for piece in pieces)
+        carried.append(event)
+    flush()
+    return replies
+
+
+def _events_reply(
+    job_id: str, events: list[Event], blocks: list[dict[str, Any]], text: str
+) -> Message:
+    metadata = {
+        "job_id": job_id,
+        "kind": "events",
+        "first_event_id": events[0].id,
+        "last_event_id": events[-1].id,
+        "count": len(events),
+    }
+    return Message(text=text, blocks=blocks, metadata=metadata)
 
 
 def job_gone_message(job_id: str) -> Message:
@@ -281,7 +344,7 @@ def job_summary_message(job: Job, checkpoints: list[Checkpoint], user: str | Non
 
 def download_too_large_message(job_id: str, checkpoint_id: str, name: str, size: int) -> Message:
     text = (
-        f":package: `{name}` ({size / (1024**3):.1f} GB) is over Slack's 1 GB file limit. "
+        f":package: `{name}` ({human_size(size)}) is over Slack's 1 GB file limit. "
         f"Fetch it outside Slack: `finetune download {job_id} --checkpoint {checkpoint_id}`"
     )
     return Message(text=text, blocks=[section(text)])

@@ -1,6 +1,7 @@
 """Short notices: usage, refusals, errors."""
 
-from bot.blocks.common import code_block, context, section
+from bot.blocks.common import actions, button, code_block, context, section
+from bot.blocks.ids import Actions
 from bot.chat import Message
 
 USAGE = """\
@@ -14,7 +15,7 @@ USAGE = """\
 /finetune status JOB                    a job's card
 /finetune events JOB                    a job's latest events
 /finetune checkpoints JOB               a job's checkpoints and metrics
-/finetune download JOB [CHECKPOINT]     a checkpoint's files (default: the latest)
+/finetune download JOB [CHECKPOINT]     a checkpoint's files (default: the best)
 /finetune cancel JOB                    cancel a job (asks first)
 /finetune watch JOB                     follow a job started elsewhere in a new thread
 FILE is a Slack file id or the name of a recent .jsonl upload in this channel."""
@@ -53,3 +54,87 @@ def mention_message(user: str | None) -> Message:
         "`/finetune help` lists what else I can do."
     )
     return Message(text=text, blocks=[section(text)])
+
+
+# ---- job starts a restart of the bot interrupted (bot/core/jobs.py resolves them)
+
+# What an interrupted start was doing, by its phase in the store.
+INTERRUPTED_DURING = {
+    "preparing": "while it was getting the data to Nebius",
+    "creating": "while it was asking Nebius for the job",
+}
+
+
+def start_interrupted_message(
+    user: str, what: str, phase: str, key: str, *, nebius_checked: bool
+) -> Message:
+    """The request's message, once a restart found its start unfinished and no job from it.
+
+    `what` names the job (model and files); the button (its value the request key) starts the
+    same request again, once.
+    """
+    during = INTERRUPTED_DURING.get(phase, "")
+    checked = " Nebius has no job from it." if nebius_checked else ""
+    text = (
+        f":warning: <@{user}>'s fine-tuning job ({what}) was not started: the bot restarted "
+        f"{during}.{checked}"
+    )
+    hint = "Start it again with the button (once), or type the same `/finetune create` again."
+    blocks = [
+        section(text),
+        actions(button("Start again", Actions.START_AGAIN, key, style="primary")),
+        context(f":bulb: {hint}"),
+    ]
+    return Message(text=f"{text}\n{hint}", blocks=blocks)
+
+
+def start_interrupted_step_message() -> Message:
+    text = "Interrupted: the bot restarted before the job was created; see the message above."
+    return Message(text=text, blocks=[context(f":warning: {text}")])
+
+
+def start_found_step_message(job_id: str) -> Message:
+    text = f"Job `{job_id}` created (found on Nebius after the bot restarted)."
+    return Message(text=text, blocks=[context(f":hourglass_flowing_sand: {text}")])
+
+
+def start_unresolved_message(problem: str) -> Message:
+    """A restart could not ask Nebius whether the interrupted start created a job."""
+    text = (
+        ":warning: The bot restarted while asking Nebius for this job, and cannot tell yet "
+        f"whether the job was created: {problem}"
+    )
+    hint = (
+        "Run `/finetune list` to see whether it exists before starting it again; the bot "
+        "looks again the next time it starts."
+    )
+    return Message(text=f"{text}\n{hint}", blocks=[section(text), context(f":bulb: {hint}")])
+
+
+def started_again_message(user: str, what: str, clicker: str) -> Message:
+    text = (
+        f":leftwards_arrow_with_hook: <@{user}>'s fine-tuning job ({what}) was interrupted by a "
+        f"restart of the bot; <@{clicker}> started it again (see the newer message)."
+    )
+    return Message(text=text, blocks=[section(text)])
+
+
+def start_again_gone_message() -> Message:
+    text = (
+        "This request was already started again (see the channel), or it is too old to be "
+        "started again from here; type the `/finetune create` again if you still want it."
+    )
+    return Message(text=text, blocks=[section(text)])
+
+
+# ---- files Slack names by id only (Slack Connect, or still being processed)
+
+
+def file_unreadable_message(file_id: str, problem: str) -> Message:
+    text = f":warning: I could not read the file `{file_id}` shared here: {problem}"
+    hint = (
+        "If it is a `.jsonl` dataset, share it again in a minute (Slack may still be "
+        "processing it); in a Slack Connect channel, the bot needs access to the file "
+        "(share it from this workspace, or upload it again here)."
+    )
+    return Message(text=f"{text}\n{hint}", blocks=[section(text), context(f":bulb: {hint}")])

@@ -2,12 +2,11 @@
 
 from typing import Any
 
-from bot.blocks.common import actions, button, code_block, context, human_size, section
+from bot.blocks.common import actions, button, code_block, context, section
 from bot.blocks.ids import Actions
 from bot.chat import Message
-from client.validation import ValidationReport, render_report
-
-FORMAT_NAMES = {"chat": "chat", "prompt_completion": "prompt/completion", "text": "text"}
+from client.sizes import human_size
+from client.validation import ValidationReport, format_name, render_report
 
 
 def download_progress_message(name: str, done: int, total: int | None, stage: str) -> Message:
@@ -30,7 +29,7 @@ def upload_report(
     """The report in the file's thread, with the buttons when the file can be used."""
     report = ValidationReport.model_validate(report_data)
     name = report.filename
-    fmt = FORMAT_NAMES.get(report.format or "", "not recognised")
+    fmt = format_name(report.format)
     stats = report.stats
     as_validation = report.role == "validation"
     if report.valid:

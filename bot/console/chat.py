@@ -19,6 +19,7 @@ from typing import Any
 from bot.chat import ChatError, FileTooLarge, Message, MessageRef, ProgressCallback, SharedFile
 from bot.console.render import render_message
 from bot.console.screen import Screen
+from client.sizes import human_size
 
 CHANNEL = "console"
 USER = "U-console"
@@ -269,7 +270,7 @@ class ConsoleChat:
             ) from None
         self.saved_files.append(target)
         size = target.stat().st_size
-        lines = [f"📎 {title or filename} ({_size(size)}) saved to {target}"]
+        lines = [f"📎 {title or filename} ({human_size(size)}) saved to {target}"]
         if comment:
             lines.insert(0, comment)
         text = "\n".join(lines)
@@ -281,6 +282,9 @@ class ConsoleChat:
         await self.forms.put(Form(trigger_id, view))
         title = str((view.get("title") or {}).get("text", "A form"))
         self.screen.show([f"📝 {title} opened: its questions come next (press Enter if waiting)."])
+
+    async def file_info(self, file: SharedFile) -> SharedFile:
+        return file  # a file shared here is always known whole
 
     async def fetch_file(
         self,
@@ -328,14 +332,6 @@ def _free_name(folder: Path, name: str) -> Path:
         target = folder / f"{stem} ({n}){suffix}"
         n += 1
     return target
-
-
-def _size(size: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    return f"{size} bytes"
 
 
 def _read_index(path: Path) -> dict[str, Path]:

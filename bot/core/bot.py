@@ -6,6 +6,7 @@ background, so an adapter can acknowledge Slack well inside its three seconds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -75,19 +76,24 @@ class Bot:
             settings, store, chat, nebius, watcher=self.watcher, uploads=self.uploads
         )
         self._watching = False
+        self.resolving: asyncio.Task[None] | None = None
 
     def start_watching(self) -> None:
         """Starts the watcher (once): it resumes every unfinished watch in the database."""
         if self.watcher is not None and not self._watching:
             self._watching = True
             self.background.spawn(self.watcher.run(), name="watcher")
+            # Job starts a crash interrupted: found on Nebius, or offered again (no waiting).
+            self.resolving = self.background.spawn(
+                self.commands.resolve_interrupted_starts(), name="interrupted starts"
+            )
 
     def claim_event(self, event_id: str | None) -> bool:
         """False for an event already handled (Slack redelivers what it thinks was lost)."""
         return event_id is None or self.store.claim_event(event_id)
 
     def file_shared(self, file: SharedFile, *, event_id: str | None = None) -> None:
-        if not file.is_jsonl:
+        if not file.is_jsonl and not file.id_only:  # an id only may still be a .jsonl
             return
         if not self.claim_event(f"{event_id}:{file.id}" if event_id else None):
             return
@@ -136,6 +142,7 @@ class Bot:
             channel,
             form_options(values),
             wandb_configured=self.settings.wandb_api_key is not None,
+            profile=self.commands.range_profile,
         )
         if plan is None:
             return errors

@@ -32,6 +32,7 @@ from bot.core.jobs import CreatePlan, JobStarter, RequestError, plan_from_option
 from bot.core.uploads import UploadHandler
 from bot.store import Store
 from client import NebiusClient, NebiusError
+from client.hyperparameters import NEBIUS, RangeProfile
 
 if TYPE_CHECKING:
     from bot.core.bot import ButtonClick, CommandRequest
@@ -116,6 +117,11 @@ class CommandRunner:
         self.watcher = watcher
         # Content fingerprints of the requests being started now (see JobStarter.start).
         self.starting: set[str] = set()
+
+    @property
+    def range_profile(self) -> RangeProfile:
+        """The ranges that `create` and the form check: those of the server in use."""
+        return self.nebius.range_profile if self.nebius is not None else NEBIUS
 
     def _starter(self) -> JobStarter:
         assert self.nebius is not None
@@ -225,7 +231,9 @@ class CommandRunner:
                 await self._answer(request, usage_message("`create` needs model= and training="))
             return
         try:
-            plan = plan_from_options(self.store, request.channel, command.options)
+            plan = plan_from_options(
+                self.store, request.channel, command.options, self.range_profile
+            )
         except RequestError as error:
             await self._answer(request, usage_message(f"Cannot create the job: {error}."))
             return
@@ -270,8 +278,14 @@ class CommandRunner:
             training=training,
             validation=validation,
             wandb_configured=self.settings.wandb_api_key is not None,
+            profile=self.range_profile,
         )
         await self.chat.open_form(trigger_id, view)
+
+    async def resolve_interrupted_starts(self) -> None:
+        """At start: the job starts an earlier process left unfinished (JobStarter)."""
+        if self.nebius is not None:
+            await self._starter().resolve_interrupted()
 
     async def start_from_form(self, plan: CreatePlan, *, key: str, user: str, channel: str) -> None:
         if not self.store.claim_request(key):
@@ -296,8 +310,7 @@ class CommandRunner:
         if verb == "status":
             return job_card_message(await self.nebius.retrieve_job(job_id))
         if verb == "events":
-            page = await self.nebius.list_events(job_id, limit=20)
-            return events_message(job_id, list(reversed(page.data)))
+            return events_message(job_id, await self.nebius.recent_events(job_id, limit=20))
         return checkpoints_message(job_id, await self.nebius.list_checkpoints(job_id))
 
     async def click(self, click: ButtonClick) -> None:
@@ -350,13 +363,21 @@ class CommandRunner:
             where = MessageRef(click.channel, click.thread_ts or click.message_ts or "")
             await upload_checkpoint(self.chat, self.nebius, job_id, checkpoint, where)
             return
-        if action == Actions.CANCEL_JOB:
+        if action in (Actions.CANCEL_JOB, Actions.START_AGAIN):
             reason = self.settings.may_manage_jobs(click.user, click.channel)
             if reason:
                 await self.chat.ephemeral(click.channel, click.user, refusal_message(reason))
                 return
         if self.nebius is None:
             await self.chat.ephemeral(click.channel, click.user, nebius_missing_message())
+            return
+        if action == Actions.START_AGAIN:
+            # A start a restart interrupted (see JobStarter.resolve_interrupted); taken once.
+            again = await self._starter().take_again(
+                click.value, user=click.user, channel=click.channel
+            )
+            if again is not None:
+                await self._start(again.plan, key=again.key, user=click.user, channel=again.channel)
             return
         if action == Actions.CANCEL_JOB:
             job = await self.nebius.cancel_job(click.value)

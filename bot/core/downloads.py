@@ -9,6 +9,7 @@ from pathlib import Path
 from bot.blocks.jobs import download_too_large_message, job_step_message
 from bot.chat import Chat, MessageRef
 from client import Checkpoint, NebiusClient, clean_filename
+from client.checkpoints import CheckpointNotFound, choose_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -21,16 +22,13 @@ class DownloadError(ValueError):
 
 
 def pick_checkpoint(checkpoints: list[Checkpoint], wanted: str | None) -> Checkpoint:
-    """The checkpoint named by id or step, or the latest one."""
-    if not checkpoints:
-        raise DownloadError("the job has no checkpoints yet")
-    if wanted is None:
-        return checkpoints[-1]
-    for cp in checkpoints:
-        if wanted in (cp.id, str(cp.step_number)):
-            return cp
-    known = ", ".join(f"{cp.id} (step {cp.step_number})" for cp in checkpoints)
-    raise DownloadError(f"no checkpoint `{wanted}`; the job has: {known}")
+    """The checkpoint named by id or step, or the best one (client.checkpoints' rule)."""
+    try:
+        return choose_checkpoint(checkpoints, wanted).checkpoint
+    except CheckpointNotFound as exc:
+        if not exc.available:
+            raise DownloadError("the job has no checkpoints yet") from None
+        raise DownloadError(f"no checkpoint `{wanted}`; the job has: {exc.known}") from None
 
 
 async def upload_checkpoint(

@@ -4,6 +4,7 @@ Nebius has processed it, create the job once per request, and leave a card in a 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -11,6 +12,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.blocks.forms import WANDB_MAX_CHARS
 from bot.blocks.jobs import (
@@ -20,20 +22,31 @@ from bot.blocks.jobs import (
     job_starting_message,
     job_step_message,
 )
-from bot.chat import Chat, ChatError, MessageRef
+from bot.blocks.notices import (
+    start_again_gone_message,
+    start_found_step_message,
+    start_interrupted_message,
+    start_interrupted_step_message,
+    start_unresolved_message,
+    started_again_message,
+    usage_message,
+)
+from bot.chat import Chat, ChatError, Message, MessageRef
 from bot.config import BotSettings
 from bot.core.uploads import sha256_of, shared_file_of
-from bot.store import Store, Upload
+from bot.store import PendingStart, Store, Upload
 from client import (
     FileObject,
     HyperparameterError,
     Hyperparameters,
+    Job,
     JobRequest,
     NebiusClient,
     NebiusError,
     WandbIntegration,
     WandbSettings,
 )
+from client.hyperparameters import NEBIUS, RangeProfile
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +111,75 @@ def request_fingerprint(plan: CreatePlan, *, user: str, channel: str) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
-def plan_from_options(store: Store, channel: str, options: dict[str, str]) -> CreatePlan:
-    """`model=... training=... epochs=2 ...` -> a checked plan, or RequestError."""
+def plan_record(plan: CreatePlan) -> dict[str, Any]:
+    """A plan as the store keeps it for a restart: files by Slack file id (and name, to be
+    named in messages), settings, W&B names. Never a secret: the W&B key is read from the
+    bot's configuration each time a job is created."""
+    return {
+        "model": plan.model,
+        "training": plan.training.slack_file_id,
+        "training_name": plan.training.name,
+        "validation": plan.validation.slack_file_id if plan.validation else None,
+        "validation_name": plan.validation.name if plan.validation else None,
+        "hyperparameters": plan.hyperparameters.model_dump(mode="json"),
+        "suffix": plan.suffix,
+        "seed": plan.seed,
+        "wandb": plan.wandb,
+    }
+
+
+def plan_from_record(store: Store, channel: str, record: dict[str, Any]) -> CreatePlan:
+    """A stored plan made whole again, its files checked as for a new request (RequestError
+    when one is gone or no longer valid). Its settings were checked when it was made."""
+    try:
+        hyperparameters = Hyperparameters.restore(record["hyperparameters"])
+    except (KeyError, ValueError):
+        raise RequestError("the stored request cannot be read; type it again") from None
+    training = resolve_upload(store, channel, record["training"], "training")
+    validation = None
+    if record.get("validation"):
+        validation = resolve_upload(store, channel, record["validation"], "validation")
+    return CreatePlan(
+        model=record["model"],
+        training=training,
+        validation=validation,
+        hyperparameters=hyperparameters,
+        suffix=record.get("suffix"),
+        seed=record.get("seed"),
+        wandb=record.get("wandb"),
+    )
+
+
+def plan_summary(record: dict[str, Any]) -> str:
+    """`model` on `file` (validation `file`), from a stored plan."""
+    files = f"`{record.get('training_name') or record.get('training')}`"
+    if record.get("validation"):
+        files += f" (validation `{record.get('validation_name') or record['validation']}`)"
+    return f"`{record.get('model')}` on {files}"
+
+
+def request_record(request: JobRequest) -> dict[str, Any]:
+    """The job body as the store keeps it: as sent, less the W&B key."""
+    body = request.model_dump(mode="json", exclude_none=True)
+    for integration in body.get("integrations") or []:
+        (integration.get("wandb") or {}).pop("api_key", None)
+    return body
+
+
+@dataclass(frozen=True)
+class StartAgain:
+    """An interrupted request, taken to be started again under a new request key."""
+
+    plan: CreatePlan
+    key: str
+    channel: str
+
+
+def plan_from_options(
+    store: Store, channel: str, options: dict[str, str], profile: RangeProfile = NEBIUS
+) -> CreatePlan:
+    """`model=... training=... epochs=2 ...` -> a checked plan (`profile`'s ranges), or
+    RequestError."""
     unknown = sorted(
         k for k in options if k not in FILE_OPTIONS and ALIASES.get(k, k) not in HYPERPARAMETERS
     )
@@ -111,7 +191,7 @@ def plan_from_options(store: Store, channel: str, options: dict[str, str]) -> Cr
         raise RequestError(f"`create` needs {' and '.join(f'{k}=' for k in missing)}")
     values = {ALIASES.get(k, k): v for k, v in options.items() if k not in FILE_OPTIONS}
     try:
-        hyperparameters = Hyperparameters.build(**values)
+        hyperparameters = Hyperparameters.build(profile, **values)
     except HyperparameterError as error:
         raise RequestError(error.message) from None
     seed = options.get("seed")
@@ -141,7 +221,12 @@ def plan_from_options(store: Store, channel: str, options: dict[str, str]) -> Cr
 
 
 def plan_from_form(
-    store: Store, channel: str, options: dict[str, str], *, wandb_configured: bool
+    store: Store,
+    channel: str,
+    options: dict[str, str],
+    *,
+    wandb_configured: bool,
+    profile: RangeProfile = NEBIUS,
 ) -> tuple[CreatePlan | None, dict[str, str]]:
     """The modal's answers -> a plan, or errors keyed by the form's block ids.
 
@@ -153,7 +238,7 @@ def plan_from_form(
         errors["model"] = "Pick a model."
     for name in HYPERPARAMETERS & options.keys():
         try:
-            Hyperparameters.build(**{name: options[name]})
+            Hyperparameters.build(profile, **{name: options[name]})
         except HyperparameterError as error:
             errors[name] = error.message
     seed = options.get("seed")
@@ -171,7 +256,7 @@ def plan_from_form(
                 errors[role] = str(error)[:150]
     if errors:
         return None, errors
-    return plan_from_options(store, channel, options), {}
+    return plan_from_options(store, channel, options, profile), {}
 
 
 def _wandb_errors(options: dict[str, str], configured: bool) -> dict[str, str]:
@@ -270,11 +355,21 @@ class JobStarter:
             return None
         self.starting.add(fingerprint)
         job_id = None
+        interrupted = False
         try:
             job_id = await self._start(plan, key=key, user=user, channel=channel, fp=fingerprint)
+        except asyncio.CancelledError:
+            # A shutdown mid-start is a crash that had time to say so: the record and the
+            # claim stay until the next start resolves them (resolve_interrupted).
+            interrupted = True
+            raise
+        except Exception:
+            # A failure, not a crash: nothing to resume at the next start.
+            self.store.end_start(key)
+            raise
         finally:
             self.starting.discard(fingerprint)
-            if job_id is None:
+            if job_id is None and not interrupted:
                 # No job: the same request may be made again at once.
                 self.store.release_content(fingerprint, key)
         return job_id
@@ -282,11 +377,15 @@ class JobStarter:
     async def _start(
         self, plan: CreatePlan, *, key: str, user: str, channel: str, fp: str
     ) -> str | None:
+        # Recorded before anything is said or sent, so a crash at any point is resolved at
+        # the next start (resolve_interrupted).
+        self.store.begin_start(key, fp, channel=channel, user_id=user, plan=plan_record(plan))
         parent = await self.chat.post(channel, job_starting_message(plan, user))
         self.store.content_thread(fp, key, channel, parent.ts)
         step = await self.chat.post(
             channel, job_step_message("Uploading the data to Nebius…"), thread_ts=parent.ts
         )
+        self.store.start_messages(key, parent.ts, step.ts)
         try:
             integrations = self._integrations(plan)  # before any upload: fail fast
             training_id = await self._nebius_file(plan.training, step)
@@ -303,8 +402,11 @@ class JobStarter:
                 seed=plan.seed,
                 integrations=integrations,
             )
+            # From here a job may exist even if no answer comes: a restart looks for it.
+            self.store.start_creating(key, request_record(request))
             job = await self.nebius.create_job(request, file_wait_timeout=self.file_wait_timeout)
         except (NebiusError, ChatError, WandbNotConfigured) as error:
+            self.store.end_start(key)
             self.store.release_request(key)
             hint = getattr(error, "hint", None)
             await self.chat.update(step, job_start_failed_message(error.message, hint))
@@ -312,11 +414,115 @@ class JobStarter:
         self.store.finish_request(key, job.id)
         self.store.finish_content(fp, key, job.id)
         self.store.add_watch(job.id, channel, parent.ts, parent.ts, user)
+        self.store.end_start(key)
         if self.on_watch is not None:
             self.on_watch()
         await self.chat.update(parent, job_card_message(job))
         await self.chat.update(step, job_step_message(f"Job `{job.id}` created."))
         return job.id
+
+    # ---------------------------------------------------------------- after a restart
+
+    async def resolve_interrupted(self) -> None:
+        """Every start an earlier process left unfinished (a crash, a shutdown mid-start):
+        the job it created is found on Nebius and followed, or the start is said to be
+        interrupted and offered again. Never a second job for one request."""
+        for start in self.store.unfinished_starts():
+            try:
+                await self._resolve(start)
+            except Exception:
+                # One start that cannot be resolved must not keep the others waiting.
+                log.exception("resolving the interrupted start %s failed", start.request_key)
+
+    async def _resolve(self, start: PendingStart) -> None:
+        if start.phase == "creating" and start.request is not None:
+            request = JobRequest.model_validate(start.request)
+            sent_at = start.create_sent_at if start.create_sent_at is not None else 0.0
+            others = self.store.jobs_watched_elsewhere(start.channel, start.message_ts)
+            try:
+                job = await self.nebius.find_created_job(request, sent_at=sent_at, exclude=others)
+            except NebiusError as error:
+                # Cannot tell: offering to start again could pay for a second job. The record
+                # stays, to be looked at again at the next start.
+                log.warning("interrupted start %s unresolved: %s", start.request_key, error)
+                await self._say(start, start_unresolved_message(error.message), step=True)
+                return
+            if job is not None:
+                await self._attach(start, job)
+                return
+        # No job from it: the same request may be made again at once.
+        self.store.release_content(start.fingerprint, start.request_key)
+        self.store.start_interrupted(start.request_key)
+        message = start_interrupted_message(
+            start.user_id,
+            plan_summary(start.plan),
+            start.phase,
+            start.request_key,
+            nebius_checked=start.phase == "creating",
+        )
+        await self._say(start, message)
+        if start.message_ts is not None and start.step_ts is not None:
+            await self._update(start.channel, start.step_ts, start_interrupted_step_message())
+
+    async def _attach(self, start: PendingStart, job: Job) -> None:
+        """The job the interrupted start created: recorded and followed as after a start."""
+        key, fp = start.request_key, start.fingerprint
+        thread = start.message_ts
+        if thread is None:  # no message was posted before the crash: the card is a new one
+            thread = (await self.chat.post(start.channel, job_card_message(job))).ts
+        self.store.finish_request(key, job.id)
+        self.store.finish_content(fp, key, job.id)
+        if self.store.watch(job.id) is None:  # a crash after the watch was added: keep it
+            self.store.add_watch(job.id, start.channel, thread, thread, start.user_id)
+        self.store.end_start(key)
+        if self.on_watch is not None:
+            self.on_watch()
+        if start.message_ts is not None:
+            await self._update(start.channel, start.message_ts, job_card_message(job))
+        if start.step_ts is not None:
+            await self._update(start.channel, start.step_ts, start_found_step_message(job.id))
+
+    async def _say(self, start: PendingStart, message: Message, *, step: bool = False) -> None:
+        """Into the request's message (or its step message), or afresh where there is none."""
+        ts = start.step_ts if step and start.step_ts else start.message_ts
+        if ts is not None and await self._update(start.channel, ts, message):
+            return
+        posted = await self.chat.post(start.channel, message)
+        if start.message_ts is None:
+            self.store.start_messages(start.request_key, posted.ts, None)
+
+    async def _update(self, channel: str, ts: str, message: Message) -> bool:
+        try:
+            await self.chat.update(MessageRef(channel, ts), message)
+        except ChatError as error:  # deleted since, say
+            log.info("message %s not updated (%s)", ts, error)
+            return False
+        return True
+
+    async def take_again(self, key: str, *, user: str, channel: str) -> StartAgain | None:
+        """A click on "Start again": the interrupted request, taken once (a second click finds
+        nothing) and checked again; None when there is nothing to start (said to `user`)."""
+        start = self.store.take_interrupted_start(key)
+        if start is None:
+            await self.chat.ephemeral(channel, user, start_again_gone_message())
+            return None
+        try:
+            plan = plan_from_record(self.store, start.channel, start.plan)
+        except RequestError as error:
+            await self.chat.ephemeral(
+                channel, user, usage_message(f"Cannot start it again: {error}.")
+            )
+            return None
+        new_key = f"again:{key}"
+        if not self.store.claim_request(new_key):
+            await self.chat.ephemeral(channel, user, start_again_gone_message())
+            return None
+        if start.message_ts is not None:
+            what = plan_summary(start.plan)
+            await self._update(
+                start.channel, start.message_ts, started_again_message(start.user_id, what, user)
+            )
+        return StartAgain(plan=plan, key=new_key, channel=start.channel)
 
     def _integrations(self, plan: CreatePlan) -> list[WandbIntegration]:
         if plan.wandb is None:

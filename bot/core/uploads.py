@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 from bot.blocks import download_progress_message, upload_problem_message, upload_report
-from bot.blocks.common import human_size
+from bot.blocks.notices import file_unreadable_message
 from bot.chat import Chat, ChatError, FileTooLarge, Message, MessageRef, SharedFile
 from bot.config import BotSettings
 from bot.store import Store, Upload
+from client.sizes import human_size
 from client.validation import (
     DatasetUnreadable,
     ValidationReport,
@@ -65,6 +66,11 @@ class UploadHandler:
 
     async def handle(self, file: SharedFile) -> None:
         """Validates a shared .jsonl once per Slack file; other files are left alone."""
+        if file.id_only:
+            completed = await self._complete(file)
+            if completed is None:
+                return
+            file = completed
         if not file.is_jsonl:
             return
         if not self.store.claim_upload(
@@ -84,6 +90,17 @@ class UploadHandler:
             await self._say(
                 file, thread, upload_problem_message(file.name, "an unexpected error occurred.")
             )
+
+    async def _complete(self, file: SharedFile) -> SharedFile | None:
+        """A file the event named by id only: the rest from the chat, or None (said why in
+        the file's thread: whether it is a dataset cannot even be told)."""
+        try:
+            return await self.chat.file_info(file)
+        except ChatError as error:
+            log.info("file %s cannot be looked up: %s", file.id, error.message)
+            thread = MessageRef(file.channel, file.message_ts) if file.message_ts else None
+            await self._say(file, thread, file_unreadable_message(file.id, error.message))
+            return None
 
     async def _say(
         self, file: SharedFile, thread: MessageRef | None, message: Message

@@ -1,11 +1,15 @@
 """Follows every watched job from one asyncio task: no thread per job.
 
 Each poll of a job: one status request and one events request (more pages only after a
-gap). New events go to the job's thread as ONE reply (a burst is coalesced), carrying the
-last event id in the message metadata; the store records it after posting. After a restart
-the first poll of a job reads that metadata back from the thread, so an event posted just
-before a crash is not posted again. The card is updated when the status changes and at most
-every CARD_EVERY_S otherwise; Slack's own limits are kept by the chat adapter.
+gap). New events go to the job's thread as few replies as Slack's limits allow (a burst is
+coalesced; a long catch-up is split, in order), each carrying its first and last event id in
+the message metadata. Every post to a thread goes through the store's outbox: the intent is
+recorded before posting and the outcome after, and the watch's last event moves on only with
+a post that Slack took. After a restart a watch resumes from the database; only a post left
+pending (in flight at a crash) makes the watcher read that thread back from Slack
+(`conversations.replies`, Tier 3: about 50 a minute), to see whether it got there. The card
+is updated when the status changes and at most every CARD_EVERY_S otherwise; Slack's own
+pacing is kept by the chat adapter.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ from dataclasses import dataclass
 
 from bot.blocks.jobs import (
     job_card_message,
-    job_events_reply,
+    job_events_replies,
     job_gone_message,
     job_summary_message,
 )
-from bot.chat import Chat, ChatError, MessageRef
+from bot.chat import Chat, ChatError, Message, MessageRef
 from bot.clock import Clock, RealClock
-from bot.store import Store, Watch
+from bot.store import OutboxEntry, Store, Watch
 from client import Job, NebiusClient, NebiusError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -146,8 +150,12 @@ class Watcher:
         thread = MessageRef(watch.channel, watch.thread_ts)
         card = MessageRef(watch.channel, watch.card_ts or watch.thread_ts)
         if not state.reconciled:
-            state.last_event_id = await self._reconcile(watch)
+            watch = await self._resolve_outbox(watch)
+            state.last_event_id = watch.last_event_id
             state.reconciled = True
+            if watch.done:  # its summary had reached the thread before the restart
+                self._states.pop(watch.job_id, None)
+                return
         # The slots bound concurrent Nebius requests only; waiting on Slack holds none.
         async with self._slots:
             try:
@@ -165,12 +173,19 @@ class Watcher:
             await self.chat.update(card, job_gone_message(watch.job_id))
             self.store.update_watch(watch.job_id, status="gone", done=True)
             return
-        if new:
-            await self.chat.post(
-                watch.channel, job_events_reply(watch.job_id, new), thread_ts=thread.ts
+        for reply in job_events_replies(watch.job_id, new):
+            # In order, one at a time: the next waits until the store has this one as posted.
+            meta = reply.metadata or {}
+            entry = self.store.outbox_intent(
+                watch.job_id,
+                "events",
+                watch.channel,
+                thread.ts,
+                first_event_id=meta.get("first_event_id"),
+                last_event_id=meta.get("last_event_id"),
             )
-            state.last_event_id = new[-1].id
-            self.store.update_watch(watch.job_id, last_event_id=new[-1].id)
+            await self._post(entry, reply, state)
+            state.last_event_id = entry.last_event_id
         now = self.clock.monotonic()
         shown = (job.status, job.trained_steps, job.total_steps, job.estimated_finish)
         # A new status shows at once; progress alone at most every CARD_EVERY_S.
@@ -197,32 +212,65 @@ class Watcher:
         await self.chat.update(
             MessageRef(watch.channel, watch.card_ts or watch.thread_ts), job_card_message(job)
         )
-        await self.chat.post(
-            watch.channel,
-            job_summary_message(job, checkpoints, watch.user_id),
-            thread_ts=thread.ts,
-        )
+        entry = self.store.outbox_intent(job.id, "summary", watch.channel, thread.ts)
+        state = self._states.setdefault(job.id, _State())
+        await self._post(entry, job_summary_message(job, checkpoints, watch.user_id), state)
         self.store.update_watch(job.id, status=job.status, done=True)
         self._states.pop(job.id, None)
 
-    async def _reconcile(self, watch: Watch) -> str | None:
-        """The last event id the thread itself shows, when newer than the store's record.
-
-        Covers a crash between posting events and recording them.
-        """
-        read = getattr(self.chat, "thread_metadata", None)
-        if read is None:
-            return watch.last_event_id
+    async def _post(self, entry: OutboxEntry, message: Message, state: _State) -> None:
+        """Posts one outbox entry and records the outcome."""
         try:
-            metadata = await read(watch.channel, watch.thread_ts)
+            ref = await self.chat.post(entry.channel, message, thread_ts=entry.thread_ts)
         except ChatError:
-            return watch.last_event_id
-        posted = [
-            m["last_event_id"]
-            for m in metadata
-            if m.get("job_id") == watch.job_id and m.get("last_event_id")
-        ]
-        if posted and posted[-1] != watch.last_event_id:
-            self.store.update_watch(watch.job_id, last_event_id=posted[-1])
-            return posted[-1]
-        return watch.last_event_id
+            # Slack answered with a refusal: nothing was posted; the next poll tries again.
+            self.store.outbox_discard(entry)
+            raise
+        except Exception:
+            # No answer (a dropped connection, a timeout): it may have been posted, so the
+            # next poll reads the thread back before posting anything more.
+            state.reconciled = False
+            raise
+        self.store.outbox_done(entry, ref.ts)
+
+    async def _resolve_outbox(self, watch: Watch) -> Watch:
+        """Settles this job's posts that may have been in flight at a crash, and returns the
+        watch as the store has it afterwards.
+
+        With none pending (every watch but those few), nothing is read from Slack. Otherwise
+        the thread is read back once: a pending post found there (by its metadata: job id,
+        kind, last event id) is marked done and moves the watch on; the first one not found,
+        and any after it, are dropped, so the poll posts them again from the watch's last
+        recorded event.
+        """
+        pending = self.store.pending_outbox(watch.job_id)
+        if not pending:
+            return watch
+        read = getattr(self.chat, "thread_metadata", None)
+        # A chat that cannot read threads back (the console, whose earlier screen is gone):
+        # post again rather than lose anything.
+        posted: list[dict] = []
+        if read is not None:
+            # A ChatError here leaves the entries pending: the poll backs off and tries again.
+            posted = await read(watch.channel, watch.thread_ts)
+        found = True
+        for entry in pending:
+            found = found and any(_carries(m, entry) for m in posted)
+            if found:
+                self.store.outbox_done(entry, None)
+            else:
+                self.store.outbox_discard(entry)
+        log.info(
+            "job %s: %d post(s) in flight at the restart, %s",
+            watch.job_id,
+            len(pending),
+            "all found in the thread" if found else "posting again what the thread lacks",
+        )
+        return self.store.watch(watch.job_id) or watch
+
+
+def _carries(metadata: dict, entry: OutboxEntry) -> bool:
+    """Whether a message's metadata is that of this outbox entry's post."""
+    if metadata.get("job_id") != entry.job_id or metadata.get("kind") != entry.kind:
+        return False
+    return entry.kind != "events" or metadata.get("last_event_id") == entry.last_event_id

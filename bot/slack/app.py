@@ -8,7 +8,6 @@ import aiohttp
 import httpx
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock
 from bot.config import BotSettings
@@ -63,7 +62,24 @@ def build_slack_bot(
     if settings.slack_bot_token is None:
         raise ValueError("SLACK_BOT_TOKEN is not set")
     token = settings.slack_bot_token.get_secret_value()
-    client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+    signing = settings.slack_signing_secret
+    secret = signing.get_secret_value() if signing else ""
+    # Socket Mode requests are authenticated by the connection, not by a signature.
+    http_mode = settings.slack_mode == "http"
+    # Bolt makes the Web API client from the token: given a client of ours it would also read
+    # SLACK_BOT_TOKEN from the environment and warn, on every start, that it goes unused.
+    app = AsyncApp(
+        token=token,
+        signing_secret=secret,
+        request_verification_enabled=http_mode,
+        # Quiet "unhandled request" noise: every listener we need is registered.
+        raise_error_for_unhandled_request=False,
+        # Listeners only acknowledge and hand over to the core's own background tasks, so
+        # running them inline answers Slack sooner than Bolt's poll-for-ack loop (10 ms steps).
+        process_before_response=True,
+    )
+    client = app.client
+    client.base_url = settings.slack_api_url
     # Only when pointed somewhere other than slack.com (a test server) does that host serve files.
     host = api_host(settings.slack_api_url)
     extra_hosts = frozenset() if host.endswith("slack.com") else frozenset({host})
@@ -77,20 +93,6 @@ def build_slack_bot(
     )
     store = Store(settings.database_path)
     bot = Bot(settings, store, chat, nebius, clock=clock)
-    signing = settings.slack_signing_secret
-    secret = signing.get_secret_value() if signing else ""
-    # Socket Mode requests are authenticated by the connection, not by a signature.
-    http_mode = settings.slack_mode == "http"
-    app = AsyncApp(
-        client=client,
-        signing_secret=secret,
-        request_verification_enabled=http_mode,
-        # Quiet "unhandled request" noise: every listener we need is registered.
-        raise_error_for_unhandled_request=False,
-        # Listeners only acknowledge and hand over to the core's own background tasks, so
-        # running them inline answers Slack sooner than Bolt's poll-for-ack loop (10 ms steps).
-        process_before_response=True,
-    )
     register_listeners(app, bot)
     verifier = command_verifier(secret) if http_mode else None
     return SlackBot(app=app, bot=bot, chat=chat, verifier=verifier)

@@ -21,6 +21,7 @@ from bot.chat import ChatError, Message, MessageRef, ProgressCallback, SharedFil
 from bot.clock import Clock, RealClock
 from bot.config import SLACK_FILE_HOSTS
 from bot.slack.download import download_slack_file
+from bot.slack.files import completed_file
 from client.errors import redact_text
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,11 @@ class SlackChat:
             if not cursor or not data.get("has_more"):
                 return found
 
+    async def file_info(self, file: SharedFile) -> SharedFile:
+        # The bot may read files of the channels it is in (files:read).
+        data = await self._call("files.info", file=file.id)
+        return completed_file(file, data.get("file") or {})
+
     async def fetch_file(
         self,
         file: SharedFile,
@@ -184,7 +190,10 @@ class SlackChat:
             info = await self._call("files.info", file=file.id)
             url = (info.get("file") or {}).get("url_private_download")
         if not url:
-            raise ChatError("Slack gave no download address for the file.")
+            raise ChatError(
+                "Slack gave no download address for the file (it may still be processing it); "
+                "share it again in a minute."
+            )
         return await download_slack_file(
             self.http,
             url,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -15,6 +16,15 @@ from starlette.routing import Route
 from bot.config import BotSettings
 from bot.slack.app import SlackBot
 from bot.slack.commands import acknowledge_command, signed_command
+from bot.slack.socket_link import (
+    PING_INTERVAL_S,
+    REFUSALS,
+    AppTokenRefused,
+    BoltOverLink,
+    IssuedUrl,
+    SocketLink,
+    open_connection,
+)
 
 if TYPE_CHECKING:
     import uvicorn
@@ -26,13 +36,62 @@ class SlackStartError(Exception):
     """Slack cannot be used with these settings; the message says what to check."""
 
 
-async def check_slack(settings: BotSettings) -> str:
-    """Asks Slack who the bot token belongs to: a bad token or no network fails here,
-    with a clear message, instead of deep inside the connection loop."""
+@dataclass(frozen=True)
+class SlackCheck:
+    """What the start-up check found: the first line to print and, in Socket Mode, the
+    WebSocket URL the check opened (the link connects to it instead of asking again)."""
+
+    line: str
+    socket_url: IssuedUrl | None = None
+
+
+APP_TOKEN_HELP = (
+    "create an app-level token with the connections:write scope (Basic Information > "
+    "App-Level Tokens) and set SLACK_APP_TOKEN to it (xapp-...)"
+)
+BOT_TOKEN_HELP = "copy the Bot User OAuth Token (xoxb-...) from OAuth & Permissions"
+
+
+def app_token_refused(code: str, *, while_running: bool = False) -> str:
+    if code not in REFUSALS:  # ratelimited (a Tier 1 method), internal_error, ...
+        return (
+            f"Slack did not open a Socket Mode connection just now ({code}): "
+            "start the bot again in a minute."
+        )
+    when = " while reconnecting" if while_running else ""
+    return f"Slack refused SLACK_APP_TOKEN ({code}){when}: {APP_TOKEN_HELP}."
+
+
+def token_kind_problems(settings: BotSettings) -> list[str]:
+    """A token in the wrong variable, said before any call (Slack's answer would be a bare
+    `not_allowed_token_type` or `invalid_auth`). Only a prefix is named, never a token."""
+    problems = []
+    bot = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    if bot.startswith("xapp-"):
+        problems.append(
+            "SLACK_BOT_TOKEN holds an app-level token (xapp-...): "
+            f"{BOT_TOKEN_HELP}; the xapp- token belongs in SLACK_APP_TOKEN"
+        )
+    app = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+    if app and not app.startswith("xapp-"):
+        kind = "the bot token (xoxb-...)" if "xoxb-" in app else "no app-level token"
+        problems.append(
+            f"SLACK_APP_TOKEN holds {kind}, but Socket Mode needs the app-level token: "
+            f"{APP_TOKEN_HELP}"
+        )
+    return problems
+
+
+async def check_slack(settings: BotSettings) -> SlackCheck:
+    """Asks Slack who the bot token belongs to and, in Socket Mode, for a WebSocket URL with
+    the app token: a bad token or no network fails here, with a clear message, instead of
+    deep inside the connection loop (which would retry it forever)."""
     import aiohttp
     from slack_sdk.errors import SlackApiError
     from slack_sdk.web.async_client import AsyncWebClient
 
+    if problems := token_kind_problems(settings):
+        raise SlackStartError("; ".join(problems) + ".")
     assert settings.slack_bot_token is not None
     # No retry handlers: at start-up a clear failure now beats a silent wait.
     client = AsyncWebClient(
@@ -41,19 +100,30 @@ async def check_slack(settings: BotSettings) -> str:
         retry_handlers=[],
     )
     try:
-        identity = await client.auth_test()
-    except SlackApiError as error:
-        code = error.response.get("error", "unknown_error")
-        raise SlackStartError(
-            f"Slack refused SLACK_BOT_TOKEN ({code}): copy the Bot User OAuth Token "
-            "(xoxb-...) from OAuth & Permissions, and reinstall the app if it changed."
-        ) from None
+        try:
+            identity = await client.auth_test()
+        except SlackApiError as error:
+            code = error.response.get("error", "unknown_error")
+            raise SlackStartError(
+                f"Slack refused SLACK_BOT_TOKEN ({code}): {BOT_TOKEN_HELP}, "
+                "and reinstall the app if it changed."
+            ) from None
+        socket_url = None
+        if settings.slack_mode == "socket":
+            assert settings.slack_app_token is not None
+            try:
+                socket_url = await open_connection(
+                    client, settings.slack_app_token.get_secret_value()
+                )
+            except AppTokenRefused as refused:
+                raise SlackStartError(app_token_refused(refused.code)) from None
     except (aiohttp.ClientError, OSError, TimeoutError) as error:
         raise SlackStartError(
             f"could not reach Slack at {settings.slack_api_url} ({type(error).__name__}): "
             "check the network (and SLACK_API_URL if you set it)."
         ) from None
-    return f"Slack: connected as @{identity.get('user')} in {identity.get('team')}"
+    line = f"Slack: connected as @{identity.get('user')} in {identity.get('team')}"
+    return SlackCheck(line, socket_url)
 
 
 def http_app(slack: SlackBot) -> Starlette:
@@ -92,23 +162,34 @@ def http_app(slack: SlackBot) -> Starlette:
     )
 
 
-async def run_socket_mode(slack: SlackBot, settings: BotSettings) -> None:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-    from slack_sdk.errors import SlackApiError
-
+async def run_socket_mode(
+    slack: SlackBot,
+    settings: BotSettings,
+    *,
+    first_url: IssuedUrl | None = None,
+    ping_interval: float = PING_INTERVAL_S,
+) -> None:
+    """Serves over Socket Mode until cancelled; raises SlackStartError if Slack refuses the
+    app token on a reconnect (revoked while the bot runs)."""
     assert settings.slack_app_token is not None
-    handler = AsyncSocketModeHandler(slack.app, settings.slack_app_token.get_secret_value())
     await slack.open()
+    link = SocketLink(
+        settings.slack_app_token.get_secret_value(),
+        web_client=slack.app.client,
+        first_url=first_url,
+        ping_interval=ping_interval,
+    )
+    handler = BoltOverLink(slack.app, link)
     slack.bot.start_watching()
     try:
-        await handler.start_async()
-    except SlackApiError as error:
-        code = error.response.get("error", "unknown_error")
+        await handler.connect_async()
+        await link.stopped
+    except AppTokenRefused as refused:
         raise SlackStartError(
-            f"Slack refused SLACK_APP_TOKEN ({code}): create an app-level token with the "
-            "connections:write scope (Basic Information > App-Level Tokens)."
+            app_token_refused(refused.code, while_running=refused.while_running)
         ) from None
     finally:
+        await handler.close_async()
         await slack.aclose()
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from client.errors import NebiusError
+from client.sizes import human_bytes
 
 EXIT_OK = 0
 EXIT_API = 1  # the API or the network failed
@@ -17,17 +18,6 @@ EXIT_USAGE = 2  # bad arguments, configuration or input (argparse uses 2 as well
 EXIT_INVALID_DATA = 3  # the dataset failed local validation
 EXIT_JOB_FAILED = 4  # a followed job ended failed or cancelled
 EXIT_INTERRUPTED = 130
-
-
-def human_bytes(n: int | float | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(value) < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
 
 
 def human_time(epoch: int | float | None) -> str:

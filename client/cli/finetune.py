@@ -13,9 +13,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from client.api import NebiusClient
+from client.checkpoints import CheckpointNotFound, choose_checkpoint
 from client.cli._output import (
     EXIT_API,
     EXIT_INTERRUPTED,
@@ -31,16 +30,18 @@ from client.cli._output import (
     report_error,
     table,
 )
+from client.constants import DEPLOY_WAIT_TIMEOUT_S
 from client.errors import ConfigError, NebiusError
 from client.hyperparameters import (
-    RANGES,
+    LOCAL_ENGINE,
+    NEBIUS,
+    SUFFIX_MAX_CHARS,
     HyperparameterError,
     Hyperparameters,
     JobRequest,
+    RangeProfile,
     WandbIntegration,
     WandbSettings,
-    describe_range,
-    format_validation_error,
 )
 from client.models import Checkpoint, Event, FileObject, Job
 
@@ -73,13 +74,16 @@ async def cmd_models(client: NebiusClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _hyperparameters(args: argparse.Namespace) -> Hyperparameters:
+def _hyperparameters(args: argparse.Namespace, profile: RangeProfile) -> Hyperparameters:
     return Hyperparameters.build(
-        **{name: getattr(args, name) for name in Hyperparameters.model_fields}
+        profile, **{name: getattr(args, name) for name in Hyperparameters.model_fields}
     )
 
 
-def _job_request(args: argparse.Namespace, training: str, validation: str | None) -> JobRequest:
+def _job_request(
+    args: argparse.Namespace, training: str, validation: str | None, profile: RangeProfile
+) -> JobRequest:
+    """The request, checked with `profile`'s ranges (HyperparameterError names each field)."""
     integrations = []
     if args.wandb_project:
         integrations.append(
@@ -92,18 +96,16 @@ def _job_request(args: argparse.Namespace, training: str, validation: str | None
                 )
             )
         )
-    try:
-        return JobRequest(
-            model=args.model,
-            training_file=training,
-            validation_file=validation,
-            hyperparameters=_hyperparameters(args),
-            suffix=args.suffix,
-            seed=args.seed,
-            integrations=integrations,
-        )
-    except ValidationError as exc:  # seed, suffix, model: same one-line message per field
-        raise HyperparameterError(format_validation_error(exc)) from None
+    return JobRequest.build(
+        profile,
+        model=args.model,
+        training_file=training,
+        validation_file=validation,
+        hyperparameters=_hyperparameters(args, profile),
+        suffix=args.suffix,
+        seed=args.seed,
+        integrations=integrations,
+    )
 
 
 def _is_local(value: str) -> bool:
@@ -154,6 +156,8 @@ async def _upload(client: NebiusClient, value: str, args: argparse.Namespace) ->
     status = Status(enabled=show)
 
     def on_wait(file: FileObject, elapsed: float) -> None:
+        if file.is_ready:  # Nebius's `status: null` included: nothing to wait for
+            return
         status.show(f"waiting for Nebius to process {uploaded.id}: {file.status} ({elapsed:.0f}s)")
 
     ready = await client.wait_for_file(uploaded.id, timeout=args.wait_timeout, on_progress=on_wait)
@@ -162,8 +166,10 @@ async def _upload(client: NebiusClient, value: str, args: argparse.Namespace) ->
 
 
 async def cmd_create(client: NebiusClient, args: argparse.Namespace) -> int:
-    # Check arguments and local files before spending time on uploads.
-    checked = _job_request(args, "file-check", None)
+    # Check arguments and local files before spending time on uploads, with the ranges of
+    # the server in use (the local engine's on a loopback NEBIUS_BASE_URL).
+    profile = client.range_profile
+    checked = _job_request(args, "file-check", None, profile)
     for value in (args.training_file, args.validation_file):
         if value and _is_local(value) and not Path(value).is_file():
             raise UsageError(f"{value}: no such file")
@@ -171,7 +177,7 @@ async def cmd_create(client: NebiusClient, args: argparse.Namespace) -> int:
     training = await _upload(client, args.training_file, args)
     validation = await _upload(client, args.validation_file, args) if args.validation_file else None
     job = await client.create_job(
-        _job_request(args, training, validation), file_wait_timeout=args.wait_timeout
+        _job_request(args, training, validation, profile), file_wait_timeout=args.wait_timeout
     )
     if args.json:
         print_json(job.model_dump(mode="json"))
@@ -220,10 +226,14 @@ def _job_lines(job: Job) -> list[str]:
         f"finished:         {human_time(job.finished_at)}",
         f"progress:         {_progress(job)}",
         f"trained tokens:   {job.trained_tokens if job.trained_tokens is not None else '-'}",
-        f"fine-tuned model: {job.fine_tuned_model or '-'}",
     ]
-    if job.hyperparameters:
-        hp = ", ".join(f"{k}={v}" for k, v in job.hyperparameters.items())
+    if job.fine_tuned_model:  # OpenAI and the local engine; Nebius deploys checkpoints instead
+        lines.append(f"fine-tuned model: {job.fine_tuned_model}")
+    if job.suffix:
+        lines.append(f"suffix:           {job.suffix}")
+    hyperparameters = job.effective_hyperparameters  # top level, or under `method` (Nebius)
+    if hyperparameters:
+        hp = ", ".join(f"{k}={v}" for k, v in hyperparameters.items())
         lines.append(f"hyperparameters:  {hp}")
     if job.error and (job.error.message or job.error.code):
         lines.append(f"error:            {job.error.code or ''} {job.error.message or ''}".rstrip())
@@ -294,20 +304,16 @@ async def cmd_checkpoints(client: NebiusClient, args: argparse.Namespace) -> int
     return EXIT_OK
 
 
-def _pick_checkpoint(checkpoints: list[Checkpoint], wanted: str | None) -> Checkpoint:
-    if wanted is None:
-        return checkpoints[-1]  # sorted by step: the last is the final one
-    for c in checkpoints:
-        if wanted in (c.id, str(c.step_number)):
-            return c
-    known = ", ".join(f"{c.id} (step {c.step_number})" for c in checkpoints)
-    raise UsageError(f"no checkpoint {wanted!r}; this job has: {known}")
-
-
 async def cmd_download(client: NebiusClient, args: argparse.Namespace) -> int:
     checkpoints = await client.list_checkpoints(args.job)
     if checkpoints:
-        file_ids = _pick_checkpoint(checkpoints, args.checkpoint).result_files
+        try:
+            chosen = choose_checkpoint(checkpoints, args.checkpoint)
+        except CheckpointNotFound as exc:
+            raise UsageError(str(exc)) from None
+        # The default is the best checkpoint, not the last: say which one this is.
+        print(chosen.describe(), file=sys.stderr)
+        file_ids = chosen.checkpoint.result_files
     elif args.checkpoint:
         raise UsageError(f"job {args.job} has no checkpoints")
     else:
@@ -346,11 +352,55 @@ async def cmd_cancel(client: NebiusClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_chart(client: NebiusClient, args: argparse.Namespace) -> int:
+    # Imported here: client.cli.chart imports this module (for UsageError).
+    from client.cli.chart import run_chart
+
+    return await run_chart(client, args)
+
+
+# Imported when run, as chart is: client.cli.deploy imports this module (for UsageError).
+async def cmd_deploy(client: NebiusClient, args: argparse.Namespace) -> int:
+    from client.cli.deploy import run_deploy
+
+    return await run_deploy(client, args)
+
+
+async def cmd_deployments(client: NebiusClient, args: argparse.Namespace) -> int:
+    from client.cli.deploy import run_deployments
+
+    return await run_deployments(client, args)
+
+
+async def cmd_undeploy(client: NebiusClient, args: argparse.Namespace) -> int:
+    from client.cli.deploy import run_undeploy
+
+    return await run_undeploy(client, args)
+
+
+async def cmd_chat(client: NebiusClient, args: argparse.Namespace) -> int:
+    from client.cli.deploy import run_chat
+
+    return await run_chat(client, args)
+
+
 # ---------------------------------------------------------------------- parser
 
 
+def _range_help(name: str) -> str:
+    """Nebius's range, and the local engine's where it differs."""
+    text = f"{NEBIUS.hint(name)} on Nebius"
+    if LOCAL_ENGINE.ranges[name] != NEBIUS.ranges[name]:
+        text += f", {LOCAL_ENGINE.hint(name)} on the local engine"
+    return text
+
+
 def _add_hyperparameter_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("hyperparameters (Nebius defaults when left out)")
+    group = parser.add_argument_group(
+        "hyperparameters (Nebius defaults when left out)",
+        "Checked before any upload against Nebius's ranges, or the local engine's when "
+        "NEBIUS_BASE_URL is a loopback address (localhost, 127.0.0.1, ::1).",
+    )
     defaults = Hyperparameters()
     kinds = {"int": int, "float": float}
     for name, field in Hyperparameters.model_fields.items():
@@ -372,10 +422,14 @@ def _add_hyperparameter_options(parser: argparse.ArgumentParser) -> None:
             type=kind,
             default=None,
             metavar=kind.__name__.upper(),
-            help=f"in {describe_range(name)} (default {default:g})" if name in RANGES else None,
+            help=f"{_range_help(name)} (default {default:g})" if name in NEBIUS.ranges else None,
         )
-    group.add_argument("--seed", type=int, default=None, help="random seed for reproducibility")
-    group.add_argument("--suffix", default=None, help="added to the fine-tuned model's name")
+    group.add_argument("--seed", type=int, default=None, help=f"random seed, {_range_help('seed')}")
+    group.add_argument(
+        "--suffix",
+        default=None,
+        help=f"added to the output model's name, at most {SUFFIX_MAX_CHARS} characters",
+    )
     wandb = parser.add_argument_group("Weights & Biases (key from WANDB_API_KEY)")
     wandb.add_argument("--wandb-project", default=None)
     wandb.add_argument("--wandb-name", default=None)
@@ -443,7 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("download", parents=[common], help="download a checkpoint's files")
     p.add_argument("job")
-    p.add_argument("--checkpoint", default=None, help="checkpoint id or step (default: last)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint id or step (default: the best, lowest validation loss; the last one "
+        "when the job has no validation file)",
+    )
     p.add_argument("--file", default=None, help="only this result file (id or name)")
     p.add_argument("-o", "--output", default=".", metavar="DIR", help="where to save (default .)")
     p.set_defaults(func=cmd_download)
@@ -451,7 +510,80 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cancel", parents=[common], help="cancel a job")
     p.add_argument("job")
     p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("chart", parents=[common], help="a job's loss chart as a PNG")
+    p.add_argument("job")
+    p.add_argument(
+        "-o", "--output", default=None, metavar="PNG", help="where to save (default JOB-loss.png)"
+    )
+    p.set_defaults(func=cmd_chart)
+    _add_deploy_commands(sub, common)
     return parser
+
+
+def _add_deploy_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser(
+        "deploy",
+        parents=[common],
+        help="make a LoRA checkpoint a serverless model, and wait until it is active",
+    )
+    p.add_argument("job")
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        default=None,
+        help="checkpoint id or step (default: the best, lowest validation loss)",
+    )
+    p.add_argument(
+        "--name",
+        default=None,
+        help="what to call it (default: the job's suffix, id and step); Nebius adds a "
+        "random ending to make the full name",
+    )
+    p.add_argument(
+        "--base-model",
+        default=None,
+        metavar="MODEL",
+        help="the inference model to deploy onto (default: the job's model, mapped to its "
+        "inference id where that differs, e.g. meta-llama/Meta-Llama-3.1-8B-Instruct)",
+    )
+    p.add_argument("--description", default=None)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEPLOY_WAIT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"how long to wait for it to become active (default {DEPLOY_WAIT_TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--no-wait", dest="wait", action="store_false", help="print the full name, do not wait"
+    )
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("deployments", parents=[common], help="list custom models, or show one")
+    p.add_argument("name", nargs="?", default=None, help="a full name: show only this one")
+    p.set_defaults(func=cmd_deployments)
+
+    p = sub.add_parser("undeploy", parents=[common], help="delete a custom model (asks first)")
+    p.add_argument("name", help="the full name (see `finetune deployments`)")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    p.set_defaults(func=cmd_undeploy)
+
+    p = sub.add_parser("chat", parents=[common], help="ask a model (base or deployed) something")
+    p.add_argument("model", help="a model id or a deployment's full name")
+    p.add_argument("prompt", help='what to ask ("-": read it from stdin)')
+    p.add_argument("--system", default=None, metavar="TEXT", help="a system message")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--max-tokens", type=int, default=None, metavar="N")
+    p.add_argument(
+        "--no-stream",
+        dest="stream",
+        action="store_false",
+        help="print the answer when it is complete, not as it comes",
+    )
+    p.set_defaults(func=cmd_chat)
 
 
 async def _run(args: argparse.Namespace) -> int:

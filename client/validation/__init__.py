@@ -5,6 +5,7 @@ call `validate_file`.
 """
 
 from client.validation.findings import Finding
+from client.validation.formats import format_name
 from client.validation.report import ValidationReport, render_report
 from client.validation.stats import DatasetStats
 from client.validation.validator import (
@@ -25,6 +26,7 @@ __all__ = [
     "Finding",
     "ValidationReport",
     "as_validation_file",
+    "format_name",
     "render_report",
     "validate_file",
 ]

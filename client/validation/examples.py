@@ -9,7 +9,6 @@ from typing import Any
 
 from client.validation.findings import FindingLog
 
-FORMATS = ("chat", "prompt_completion", "text")
 CHAT_KEYS = {"messages", "tools"}
 PROMPT_COMPLETION_KEYS = {"prompt", "completion"}
 TEXT_KEYS = {"text"}

@@ -5,13 +5,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from client.validation.findings import Finding
-from client.validation.stats import DatasetStats
-
-FORMAT_NAMES = {
-    "chat": "chat (messages)",
-    "prompt_completion": "prompt/completion",
-    "text": "text",
-}
+from client.validation.formats import format_name
+from client.validation.stats import CHARS_PER_TOKEN, DatasetStats
 
 
 class ValidationReport(BaseModel):
@@ -69,7 +64,7 @@ def _finding_lines(findings: list[Finding], counts: dict[str, int]) -> list[str]
 def render_report(report: ValidationReport) -> str:
     """The readable report, one block per file (the validation file's follows)."""
     stats = report.stats
-    fmt = FORMAT_NAMES.get(report.format or "", "not recognised")
+    fmt = format_name(report.format, with_key=True)
     own_valid = not report.error_counts
     verdict = "valid" if own_valid else f"INVALID ({_plural(report.error_total, 'error')})"
     lines = [f"{report.file} [{report.role}]: {verdict}, format {fmt}"]
@@ -81,8 +76,8 @@ def render_report(report: ValidationReport) -> str:
             f"(per example: min {stats.messages_per_example_min}, "
             f"mean {stats.messages_per_example_mean}, max {stats.messages_per_example_max})",
             f"  roles: {roles}",
-            f"  tokens (estimate, ~4 characters per token): {tokens.total:,} total, "
-            f"{tokens.assistant:,} in assistant replies; per example "
+            f"  tokens (estimate, ~{CHARS_PER_TOKEN} characters per token): "
+            f"{tokens.total:,} total, {tokens.assistant:,} in assistant replies; per example "
             f"p50 {tokens.per_example_p50:,}, p90 {tokens.per_example_p90:,}, "
             f"max {tokens.per_example_max:,}",
             f"  over the context length ({stats.context_length:,} tokens): "

@@ -46,8 +46,13 @@ class DatasetStats(BaseModel):
     validation_overlap: int | None = None
 
 
+def text_tokens(chars: int) -> int:
+    """Tokens for `chars` characters of text, rounded up (the fast path inlines this)."""
+    return -(-chars // CHARS_PER_TOKEN)
+
+
 def estimate_tokens(chars: int, messages: int) -> int:
-    return ceil(chars / CHARS_PER_TOKEN) + TEMPLATE_TOKENS_PER_MESSAGE * messages
+    return text_tokens(chars) + TEMPLATE_TOKENS_PER_MESSAGE * messages
 
 
 def _percentile(histogram: Counter[int], count: int, fraction: float) -> int:
@@ -82,14 +87,24 @@ class StatsAccumulator:
     def add(self, roles: list[str], chars: int, assistant_chars: int) -> int:
         """Adds one example; returns its token estimate."""
         tokens = estimate_tokens(chars, len(roles))
-        self.add_batch(roles, [len(roles)], [tokens], ceil(assistant_chars / CHARS_PER_TOKEN))
+        self.add_batch(roles, [len(roles)], [tokens], text_tokens(assistant_chars))
         return tokens
 
     def add_batch(
-        self, roles: list[str], messages: list[int], tokens: list[int], assistant_tokens: int
+        self,
+        roles: list[str],
+        messages: list[int],
+        tokens: list[int],
+        assistant_tokens: int,
+        duplicates: int = 0,
     ) -> None:
-        """Adds a block of examples at once: the counting runs in C, not per example."""
+        """Adds a block of examples at once: the counting runs in C, not per example.
+
+        `duplicates`: how many of them repeat an earlier example (the caller looked them up
+        in `first_line_of` itself, inline, since that runs for every line).
+        """
         self.examples += len(messages)
+        self.duplicate_count += duplicates
         self.role_counts.update(roles)
         self.messages_hist.update(messages)
         self.tokens_hist.update(tokens)
@@ -98,14 +113,40 @@ class StatsAccumulator:
         limit = self.context_length
         self.over_context += sum(1 for count in tokens if count > limit)
 
+    def add_blank_line(self) -> None:
+        self.blank_lines += 1
+
     def see(self, digest: int, line: int) -> int | None:
-        """Records an example's hash; returns the line it repeats, if any."""
+        """Records an example's hash; returns the line it repeats (a duplicate), if any."""
         first = self.first_line_of.get(digest)
         if first is not None:
+            self.duplicate_count += 1
             return first
         if len(self.first_line_of) < DUPLICATE_TRACKING_LIMIT:
             self.first_line_of[digest] = line
         return None
+
+    def merge(self, later: "StatsAccumulator") -> list[tuple[int, int]]:
+        """Adds in the statistics of a later part of the same file.
+
+        Returns (line, earlier line) for each example of that part that repeats one seen
+        before it; those are counted as duplicates here, for the caller to report.
+        """
+        self.examples += later.examples
+        self.blank_lines += later.blank_lines
+        self.role_counts.update(later.role_counts)
+        self.messages_hist.update(later.messages_hist)
+        self.tokens_hist.update(later.tokens_hist)
+        self.total_tokens += later.total_tokens
+        self.assistant_tokens += later.assistant_tokens
+        self.over_context += later.over_context
+        self.duplicate_count += later.duplicate_count
+        repeats: list[tuple[int, int]] = []
+        for digest, line in later.first_line_of.items():
+            first = self.see(digest, line)
+            if first is not None:
+                repeats.append((line, first))
+        return repeats
 
     def result(self) -> DatasetStats:
         n = self.examples

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from engine.models import resolve_model
 from engine.training import fused
+from engine.training.adapters import merge_adapter
 from engine.training.attention import ATTENTION_NAME
 from engine.training.data import (
     IGNORE,
@@ -97,28 +98,23 @@ def load_base(
     device: torch.device,
     merge_adapters: list[Path] | None = None,
     name: str | None = None,
+    attention: str = ATTENTION_NAME,
 ) -> tuple[Any, Any]:
     """The model and tokenizer at `model_path`, with `merge_adapters` merged in, in order.
 
     `name` replaces the model's recorded origin, which a LoRA adapter trained on it saves as
     `base_model_name_or_path`: a merged model is no longer the folder it was loaded from.
+    `attention`: training's default attends within each packed example only (see
+    engine.training.attention); generation, which reads a key/value cache, needs "sdpa".
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    # Causal attention within each packed example only (see engine.training.attention).
     model = AutoModelForCausalLM.from_pretrained(
-        model_path, dtype=torch.float32, attn_implementation=ATTENTION_NAME
+        model_path, dtype=torch.float32, attn_implementation=attention
     )
     for adapter in merge_adapters or []:
-        from peft import PeftModel  # only merging needs it
-
-        if not (adapter / "adapter_config.json").is_file():
-            raise FileNotFoundError(2, "no LoRA adapter (adapter_config.json)", str(adapter))
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-        # The adapter's config stays on the unloaded model; a new LoRA must start plain.
-        if hasattr(model, "peft_config"):
-            del model.peft_config
+        model = merge_adapter(model, adapter)
     if name is not None:
         model.name_or_path = name
     model.to(device)

@@ -14,12 +14,33 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from bot.clock import FakeClock
 
 BOT_TOKEN = "xoxb-test-bot-token-000"
+APP_TOKEN = "xapp-test-app-token-000"
 BOT_USER = "UBOT"
+# Slack's limits on one message, refused as Slack refuses them.
+MAX_BLOCKS = 50
+MAX_BLOCK_TEXT = 3000
+MAX_MESSAGE_TEXT = 40000
+
+
+def limits_problem(args: dict[str, Any]) -> str | None:
+    """The error Slack answers a chat.postMessage/chat.update with for a message over its
+    limits, or None."""
+    if len(str(args.get("text") or "")) > MAX_MESSAGE_TEXT:
+        return "msg_too_long"
+    blocks = args.get("blocks") or []
+    if len(blocks) > MAX_BLOCKS:
+        return "invalid_blocks"
+    for block in blocks:
+        texts = [block.get("text"), *(block.get("elements") or [])]
+        for text in texts:
+            if isinstance(text, dict) and len(str(text.get("text") or "")) > MAX_BLOCK_TEXT:
+                return "invalid_blocks"
+    return None
 
 
 @dataclass
@@ -50,6 +71,17 @@ class HostedFile:
 
 
 @dataclass
+class FakeLink:
+    """One Socket Mode WebSocket connection. `silent`: the network between the bot and Slack
+    is cut (nothing gets through, not even a close), so pings go unanswered."""
+
+    ws: web.WebSocketResponse
+    silent: bool = False
+    pings: int = 0
+    received: list[str] = field(default_factory=list)
+
+
+@dataclass
 class FakeSlack:
     clock: FakeClock = field(default_factory=FakeClock)
     bot_token: str = BOT_TOKEN
@@ -64,7 +96,18 @@ class FakeSlack:
     completed_uploads: list[dict[str, Any]] = field(default_factory=list)
     rate_limited: int = 0
     download_requests: list[str | None] = field(default_factory=list)
+    # files.info: an error code to answer for a file id (access denied, say), and the files
+    # Slack is still processing (their object has no download address yet).
+    file_info_errors: dict[str, str] = field(default_factory=dict)
+    processing: set[str] = field(default_factory=set)
     base_url: str = ""
+    # Socket Mode: the app-level token apps.connections.open takes, the WebSocket links the
+    # bot opened, and how many coming apps.connections.open calls meet a dropped connection.
+    app_token: str = APP_TOKEN
+    links: list[FakeLink] = field(default_factory=list)
+    connections_open_failures: int = 0
+    # An error code apps.connections.open answers with instead (ratelimited comes as a 429).
+    connections_open_error: str | None = None
     _last_post: dict[str, float] = field(default_factory=dict)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -72,10 +115,13 @@ class FakeSlack:
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> str:
         app = web.Application()
+        # Ahead of the catch-all: it takes the app-level token, not the bot token.
+        app.router.add_post("/api/apps.connections.open", self._connections_open)
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/files-pri/{file_id}/{name}", self._download)
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/link/{n}", self._link)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -167,6 +213,8 @@ class FakeSlack:
 
     async def _m_chat_postMessage(self, args: dict[str, Any]) -> web.Response:
         channel = args["channel"]
+        if problem := limits_problem(args):
+            return web.json_response({"ok": False, "error": problem})
         now = self.clock.monotonic()
         last = self._last_post.get(channel)
         if last is not None and now - last < self.post_interval:
@@ -194,6 +242,8 @@ class FakeSlack:
         message = self.messages.get(key)
         if message is None:
             return web.json_response({"ok": False, "error": "message_not_found"})
+        if problem := limits_problem(args):
+            return web.json_response({"ok": False, "error": problem})
         message.text = args.get("text", message.text)
         message.blocks = args.get("blocks") or []
         if "metadata" in args:
@@ -219,9 +269,27 @@ class FakeSlack:
         return await self._m_views_open(args)
 
     async def _m_files_info(self, args: dict[str, Any]) -> web.Response:
-        if args.get("file") not in self.files:
+        file_id = args.get("file")
+        if file_id in self.file_info_errors:
+            return web.json_response({"ok": False, "error": self.file_info_errors[file_id]})
+        if file_id not in self.files:
             return web.json_response({"ok": False, "error": "file_not_found"})
-        return web.json_response({"ok": True, "file": self.file_object(args["file"])})
+        info = self.file_object(file_id)
+        if file_id in self.processing:
+            info.pop("url_private_download")
+        return web.json_response({"ok": True, "file": info})
+
+    def id_only_object(self, file_id: str) -> dict[str, Any]:
+        """A file as a message event gives it in Slack Connect channels, or while Slack is
+        still processing it: its id, and that files.info has the rest."""
+        return {
+            "id": file_id,
+            "mode": "file_access",
+            "file_access": "check_file_info",
+            "created": 0,
+            "timestamp": 0,
+            "user": "",
+        }
 
     async def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> web.Response:
         file_id = f"FUP{next(self._ts)}"
@@ -268,3 +336,55 @@ class FakeSlack:
             return web.Response(status=404)
         self.uploaded[file_id] = await request.read()
         return web.Response(text=f"OK - {len(self.uploaded[file_id])}")
+
+    # -- Socket Mode -----------------------------------------------------------------------
+    def cut_links(self) -> None:
+        """Cuts the network under every open link (no close frame, no answer to pings)."""
+        for link in self.links:
+            link.silent = True
+
+    def open_links(self) -> list[FakeLink]:
+        return [link for link in self.links if not link.ws.closed and not link.silent]
+
+    async def _connections_open(self, request: web.Request) -> web.Response:
+        args = await self._args(request)
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+        self.calls.append(Call("apps.connections.open", args, token))
+        if self.connections_open_failures > 0:
+            # The network is down: the connection drops without an answer.
+            self.connections_open_failures -= 1
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        if token != self.app_token:
+            error = "not_allowed_token_type" if token == self.bot_token else "invalid_auth"
+            return web.json_response({"ok": False, "error": error})
+        if self.connections_open_error is not None:
+            limited = self.connections_open_error == "ratelimited"
+            return web.json_response(
+                {"ok": False, "error": self.connections_open_error},
+                status=429 if limited else 200,
+                headers={"Retry-After": "60"} if limited else None,
+            )
+        n = len(self.calls_to("apps.connections.open"))
+        url = self.base_url.replace("http://", "ws://", 1) + f"/link/{n}"
+        return web.json_response({"ok": True, "url": url})
+
+    async def _link(self, request: web.Request) -> web.WebSocketResponse:
+        # Answers pings by hand, so that a cut link can leave them unanswered.
+        ws = web.WebSocketResponse(autoping=False)
+        await ws.prepare(request)
+        link = FakeLink(ws)
+        self.links.append(link)
+        hello = {"type": "hello", "num_connections": len(self.open_links())}
+        await ws.send_json({**hello, "connection_info": {"app_id": "A1"}})
+        async for message in ws:
+            if link.silent:
+                continue
+            if message.type == WSMsgType.PING:
+                link.pings += 1
+                await ws.pong(message.data)
+            elif message.type == WSMsgType.TEXT:
+                link.received.append(message.data)
+        return ws

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 import respx
 
 from bot.blocks import Actions
@@ -87,15 +88,17 @@ async def test_models_lists_nebius_models(
     assert text.index("model-a") < text.index("model-b")
 
 
+@pytest.mark.parametrize("listed", ["newest first (OpenAI, engine)", "oldest first (Nebius)"])
 async def test_events_are_shown_oldest_first(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
+    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router, listed: str
 ) -> None:
     newest_first = [
         {"id": "ev-2", "created_at": 1700000100, "level": "info", "message": "step 10"},
         {"id": "ev-1", "created_at": 1700000000, "level": "info", "message": "started"},
     ]
+    data = newest_first if listed.startswith("newest") else newest_first[::-1]
     nebius_api.get("fine_tuning/jobs/ftjob-1/events").respond(
-        json={"object": "list", "data": newest_first, "has_more": False}
+        json={"object": "list", "data": data, "has_more": False}
     )
     await harness.command("events ftjob-1")
     text = answer(fake_slack)

@@ -180,7 +180,7 @@ async def test_a_failure_is_reported_in_the_thread_with_the_hint(
     ("words", "expected"),
     [
         ("training=train.jsonl", "`create` needs model="),
-        (f"model={MODEL} training=train.jsonl epochs=0", "n_epochs must be in [1, 100]"),
+        (f"model={MODEL} training=train.jsonl epochs=0", "n_epochs must be in [1, 20] on Nebius"),
         (f"model={MODEL} training=train.jsonl learning_rate=5", "learning_rate must be in"),
         (f"model={MODEL} training=train.jsonl colour=red", "unknown option colour"),
         (f"model={MODEL} training=missing.jsonl", "`missing.jsonl`: no recent upload"),

@@ -131,3 +131,24 @@ async def test_the_cards_download_button_uploads_the_latest_checkpoint_into_its_
     titles = sorted(f["title"] for c in fake_slack.completed_uploads for f in c["files"])
     assert titles[0] == "adapter_model.safetensors (checkpoint cp-2, step 20)"
     assert all(c["thread_ts"] == "77.7" for c in fake_slack.completed_uploads)
+
+
+async def test_the_download_command_takes_the_best_checkpoint_by_default(
+    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
+) -> None:
+    nebius_checkpoint_files(nebius_api)
+    # The lowest validation loss is at step 10, not at the last checkpoint (client.checkpoints).
+    with_losses = [
+        {**CHECKPOINTS["data"][0], "metrics": {"valid_loss": 1.4}},
+        {**CHECKPOINTS["data"][1], "metrics": {"valid_loss": 1.2}},
+    ]
+    nebius_api.get("fine_tuning/jobs/ftjob-1/checkpoints").respond(json={"data": with_losses})
+    nebius_api.get("files/file-old").respond(
+        json={"id": "file-old", "filename": "ckpt/step-10/adapter_model.safetensors", "bytes": 3}
+    )
+    nebius_api.get("files/file-old/content").respond(content=b"old")
+    await harness.command("download ftjob-1")
+
+    (parent,) = [m for m in fake_slack.messages.values() if m.thread_ts is None]
+    assert "checkpoint `cp-1`" in parent.text
+    assert b"old" in fake_slack.uploaded.values() and ADAPTER not in fake_slack.uploaded.values()

@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 import respx
+from pydantic import SecretStr
 
+from bot.backends import Backends
 from bot.blocks import Actions
-from tests.bot.conftest import HarnessFactory
+from bot.clock import FakeClock
+from bot.config import BotSettings
+from bot.slack.app import build_slack_bot
+from tests.bot.conftest import NEBIUS_KEY, NEBIUS_URL, HarnessFactory, RouterTransport
 from tests.bot.fake_slack import FakeSlack
 from tests.bot.harness import SlackHarness
 
@@ -32,6 +37,32 @@ def nebius(nebius_api: respx.Router) -> respx.Router:
     )
     nebius_api.post("files").respond(json={"id": "file-train", "object": "file"})
     return nebius_api
+
+
+class EmbeddedEngine:
+    """Stands for the local engine the bot starts when no NEBIUS_API_KEY is set."""
+
+    base_url = NEBIUS_URL
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@pytest.fixture
+async def local_harness(
+    settings: BotSettings, fake_slack: FakeSlack, clock: FakeClock, nebius_api: respx.Router
+) -> SlackHarness:
+    """The bot as it runs with its embedded local engine: the client comes from Backends."""
+    backends = Backends(settings, NEBIUS_URL, SecretStr(NEBIUS_KEY), engine=EmbeddedEngine())
+    nebius = backends.client(
+        max_retries=2, sleep=clock.sleep, transport=RouterTransport(nebius_api)
+    )
+    harness = SlackHarness.create(
+        fake_slack, settings, build_slack_bot(settings, nebius=nebius, clock=clock)
+    )
+    yield harness
+    await harness.aclose()
 
 
 def opened_view(fake: FakeSlack) -> dict:
@@ -74,7 +105,9 @@ async def test_the_button_opens_the_form_with_the_file_chosen(
     assert models == ["Qwen/Qwen3-4B", MODEL]
     # Every hyperparameter of the contract is there, with Nebius's default.
     assert block(view, "learning_rate")["element"]["initial_value"] == "1e-05"
-    assert block(view, "n_epochs")["hint"]["text"] == "Allowed: [1, 100]"
+    assert block(view, "n_epochs")["hint"]["text"] == "Allowed on Nebius: [1, 20]"
+    assert block(view, "weight_decay")["hint"]["text"] == "Allowed on Nebius: at least 0"
+    assert block(view, "suffix")["element"]["max_length"] == 64
     for name in ("lora_r", "lora_alpha", "lora_dropout", "packing", "seed", "suffix"):
         block(view, name)
     assert json.loads(view["private_metadata"]) == {"channel": "C1"}
@@ -110,7 +143,7 @@ async def test_bad_values_come_back_as_errors_on_their_fields(
 
     body = response.json()
     assert body["response_action"] == "errors"
-    assert "n_epochs must be in [1, 100]" in body["errors"]["n_epochs"]
+    assert "n_epochs must be in [1, 20] on Nebius" in body["errors"]["n_epochs"]
     assert "learning_rate" in body["errors"]["learning_rate"]
     assert "whole number" in body["errors"]["seed"]
     assert not create.called
@@ -264,3 +297,74 @@ async def test_wandb_fields_go_to_nebius_with_the_bots_key(
         }
     ]
     assert "wandb-secret-key" not in repr(fake_slack.calls)
+
+
+async def test_what_nebius_refuses_comes_back_on_each_field(
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+) -> None:
+    await share(harness, fake_slack, valid_bytes)
+    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
+    view = opened_view(fake_slack)
+    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
+
+    response = await harness.submit_view(
+        view,
+        answers(
+            model=MODEL,
+            training="F1",
+            n_epochs="21",
+            batch_size="128",
+            context_length="4096",
+            lora_r="4",
+            lora_alpha="4",
+            learning_rate="0",
+        ),
+    )
+
+    errors = response.json()["errors"]
+    assert errors == {
+        "n_epochs": "n_epochs must be in [1, 20] on Nebius (got 21)",
+        "batch_size": "batch_size must be in [1, 64] on Nebius (got 128)",
+        "context_length": "context_length must be in [8192, 131072] on Nebius (got 4096)",
+        "lora_r": "lora_r must be in [8, 128] on Nebius (got 4)",
+        "lora_alpha": "lora_alpha must be at least 8 on Nebius (got 4)",
+        "learning_rate": "learning_rate must be in (0, 1] (got 0): a typo guard of ours; "
+        "Nebius itself allows any value of at least 0",
+    }
+    assert not create.called
+    assert not [c for c in nebius.calls if c.request.method == "POST"]  # nothing uploaded
+
+
+async def test_on_the_local_engine_the_form_shows_and_checks_the_engines_ranges(
+    local_harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+) -> None:
+    harness = local_harness
+    await share(harness, fake_slack, valid_bytes)
+    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
+    view = opened_view(fake_slack)
+    hint = block(view, "context_length")["hint"]["text"]
+    assert hint == "Allowed on the local engine: [8, 131072]"
+    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
+
+    refused = await harness.submit_view(
+        view, answers(model=MODEL, training="F1", weight_decay="2"), view_id="V1"
+    )
+    assert refused.json()["errors"] == {
+        "weight_decay": "weight_decay must be in [0, 1] on the local engine (got 2)"
+    }
+    started = await harness.submit_view(
+        view, answers(model=MODEL, training="F1", context_length="512", lora_r="4"), view_id="V2"
+    )
+    assert started.text == ""
+    sent = json.loads(create.calls.last.request.content)["hyperparameters"]
+    assert (sent["context_length"], sent["lora_r"]) == (512, 4)
+
+
+async def test_the_inline_create_names_the_refused_field_before_any_upload(
+    local_harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+) -> None:
+    await share(local_harness, fake_slack, valid_bytes)
+    await local_harness.command(f"create model={MODEL} training=train.jsonl lora_dropout=1")
+    (eph,) = fake_slack.ephemerals_for("U1")
+    assert "lora_dropout must be in [0, 1) on the local engine (got 1)" in eph["text"]
+    assert not [c for c in nebius.calls if c.request.method == "POST"]  # no upload, no job

@@ -169,3 +169,53 @@ def test_a_database_from_before_the_report_columns_gains_them(path: Path) -> Non
     store.finish_validation_report("F1", {"role": "validation"})
     upload = store.upload("F1")
     assert upload.report_ts == "1.5" and upload.validation_report == {"role": "validation"}
+
+
+def test_a_post_in_flight_stays_pending_across_a_restart_and_done_moves_the_watch(
+    path: Path,
+) -> None:
+    store = Store(path)
+    store.add_watch("job-1", "C1", "1.1", "1.1", "U1")
+    store.add_watch("job-2", "C1", "2.1", "2.1", "U1")
+    posted = store.outbox_intent("job-1", "events", "C1", "1.1", last_event_id="ev-3")
+    store.outbox_done(posted, "1.5")
+    in_flight = store.outbox_intent(
+        "job-1", "events", "C1", "1.1", first_event_id="ev-4", last_event_id="ev-9"
+    )
+    store.outbox_intent("job-2", "summary", "C1", "2.1")
+    store.close()
+
+    store = Store(path)
+    assert [(e.job_id, e.kind) for e in store.pending_outbox()] == [
+        ("job-1", "events"),
+        ("job-2", "summary"),
+    ]
+    (entry,) = store.pending_outbox("job-1")
+    assert (entry.id, entry.first_event_id, entry.last_event_id) == (in_flight.id, "ev-4", "ev-9")
+    assert store.watch("job-1").last_event_id == "ev-3"
+    store.outbox_done(entry, None)
+    assert store.watch("job-1").last_event_id == "ev-9"
+    (summary,) = store.pending_outbox("job-2")
+    store.outbox_done(summary, "2.9")
+    assert store.watch("job-2").done is True
+    assert store.pending_outbox() == []
+
+
+def test_a_post_known_not_to_have_been_made_is_discarded(path: Path) -> None:
+    store = Store(path)
+    store.add_watch("job-1", "C1", "1.1", "1.1", "U1")
+    entry = store.outbox_intent("job-1", "events", "C1", "1.1", last_event_id="ev-2")
+    store.outbox_discard(entry)
+    assert store.pending_outbox() == []
+    assert store.watch("job-1").last_event_id is None
+
+
+def test_done_posts_are_pruned_after_the_retention_and_pending_ones_kept(path: Path) -> None:
+    clock = FakeClock(start=1_700_000_000.0)
+    store = Store(path, now=clock.monotonic)
+    store.add_watch("job-1", "C1", "1.1", "1.1", "U1")
+    store.outbox_done(store.outbox_intent("job-1", "events", "C1", "1.1", last_event_id="e1"), "1")
+    store.outbox_intent("job-1", "events", "C1", "1.1", last_event_id="e2")
+    clock.advance(RETENTION_S + 1)
+    assert store.prune() == 1
+    assert [e.last_event_id for e in store.pending_outbox()] == ["e2"]

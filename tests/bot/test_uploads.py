@@ -252,3 +252,54 @@ async def test_a_copy_of_a_validation_file_gets_its_own_validation_report_withou
     (reply,) = fake_slack.thread("C1", "1700000000.000002")
     assert "`val-copy.jsonl` is a valid chat dataset, checked as a validation file" in reply.text
     assert "val-copy.jsonl [validation]" in all_text(reply)
+
+
+async def test_a_file_shared_by_id_only_is_looked_up_and_checked(
+    harness: SlackHarness, fake_slack: FakeSlack, valid_bytes: bytes
+) -> None:
+    # Slack Connect (or a file still being processed): the event has the id and nothing else.
+    fake_slack.host_file("F1", "train.jsonl", valid_bytes)
+    await harness.share_file(fake_slack.id_only_object("F1"), ts=SHARE_TS)
+
+    assert [c.args["file"] for c in fake_slack.calls_to("files.info")] == ["F1"]
+    (reply,) = fake_slack.thread("C1", SHARE_TS)
+    assert "valid chat dataset" in reply.text and "train.jsonl" in all_text(reply)
+    upload = harness.bot.store.upload("F1")
+    assert upload is not None and upload.name == "train.jsonl" and upload.valid is True
+
+
+async def test_a_file_shared_by_id_only_that_is_not_a_dataset_is_left_alone(
+    harness: SlackHarness, fake_slack: FakeSlack
+) -> None:
+    fake_slack.host_file("F1", "diagram.png", b"\x89PNG")
+    await harness.share_file(fake_slack.id_only_object("F1"), ts=SHARE_TS)
+
+    assert len(fake_slack.calls_to("files.info")) == 1
+    assert fake_slack.thread("C1", SHARE_TS) == [] and fake_slack.download_requests == []
+    assert harness.bot.store.upload("F1") is None
+
+
+@pytest.mark.parametrize("error", ["file_not_found", "access_denied"])
+async def test_a_file_shared_by_id_only_that_slack_will_not_show_is_said_so(
+    harness: SlackHarness, fake_slack: FakeSlack, valid_bytes: bytes, error: str
+) -> None:
+    fake_slack.host_file("F1", "train.jsonl", valid_bytes)
+    fake_slack.file_info_errors["F1"] = error
+    await harness.share_file(fake_slack.id_only_object("F1"), ts=SHARE_TS)
+
+    (reply,) = fake_slack.thread("C1", SHARE_TS)
+    assert "could not read the file `F1`" in reply.text and error in reply.text
+    assert "share it again" in all_text(reply)
+    assert fake_slack.download_requests == []
+
+
+async def test_a_file_slack_is_still_processing_is_said_so(
+    harness: SlackHarness, fake_slack: FakeSlack, valid_bytes: bytes
+) -> None:
+    fake_slack.host_file("F1", "train.jsonl", valid_bytes)
+    fake_slack.processing.add("F1")
+    await harness.share_file(fake_slack.id_only_object("F1"), ts=SHARE_TS)
+
+    (reply,) = fake_slack.thread("C1", SHARE_TS)
+    assert "train.jsonl" in reply.text and "still be processing it" in reply.text
+    assert "share it again in a minute" in reply.text

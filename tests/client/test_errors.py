@@ -191,3 +191,80 @@ async def test_bad_request_hint_fits_the_call(client: NebiusClient, api: respx.M
         await client.cancel_job("j")
     assert "model name" not in (info.value.hint or "")
     assert info.value.message.startswith("Job 'j' has already failed")
+
+
+# Nebius answers a refused request the FastAPI way (its OpenAPI schema: HTTPValidationError).
+FASTAPI_422 = {
+    "detail": [
+        {
+            "type": "less_than_equal",
+            "loc": ["body", "hyperparameters", "n_epochs"],
+            "msg": "Input should be less than or equal to 20",
+            "input": 100,
+            "ctx": {"le": 20},
+        },
+        {
+            "type": "enum",
+            "loc": ["body", "model"],
+            "msg": "value is not a valid enumeration member",
+            "input": "meta-llama/Nope",
+        },
+    ]
+}
+
+
+async def test_a_fastapi_422_is_told_in_words_naming_each_field(
+    client: NebiusClient, api: respx.MockRouter
+) -> None:
+    from client import JobRequest
+
+    api.post("fine_tuning/jobs").respond(422, json=FASTAPI_422)
+    with pytest.raises(UnprocessableEntityError) as info:
+        await client.create_job(JobRequest(model="m", training_file="file-1"))
+    error = info.value
+    assert error.message == (
+        "hyperparameters.n_epochs: Input should be less than or equal to 20 (got 100); "
+        "model: value is not a valid enumeration member"
+    )
+    assert error.param == "hyperparameters.n_epochs"
+    assert str(error).startswith("422 hyperparameters.n_epochs: Input should be")
+    assert json.loads(error.body or "") == FASTAPI_422  # the raw body is still kept
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"detail": "Fine-tuning job ftjob-0 not found"}, "Fine-tuning job ftjob-0 not found"),
+        ({"detail": [{"loc": ["query", "limit"], "msg": "bad", "type": "x"}]}, "limit: bad"),
+        ({"detail": [{"loc": [], "msg": "Invalid JSON", "type": "json_invalid"}]}, "Invalid JSON"),
+        ({"detail": {"message": "quota exceeded"}}, "quota exceeded"),
+        ({"detail": []}, "Unprocessable Entity"),  # says nothing: the reason phrase
+        ({"detail": None}, "Unprocessable Entity"),
+        ({"error": {"detail": [{"loc": ["body", "seed"], "msg": "bad seed"}]}}, "seed: bad seed"),
+    ],
+)
+async def test_every_detail_shape_becomes_words(
+    client: NebiusClient, api: respx.MockRouter, body: dict, message: str
+) -> None:
+    api.get("models").respond(422, json=body)
+    with pytest.raises(UnprocessableEntityError) as info:
+        await client.list_models()
+    assert info.value.message == message
+    assert "{" not in info.value.message and "[" not in info.value.message
+
+
+def test_a_validation_error_never_echoes_a_non_numeric_input() -> None:
+    """FastAPI puts the whole request body in `input` for a missing field: secrets included."""
+    body = {
+        "detail": [
+            {
+                "type": "missing",
+                "loc": ["body", "training_file"],
+                "msg": "Field required",
+                "input": {"model": "m", "integrations": [{"wandb": {"api_key": "wb-SECRET"}}]},
+            }
+        ]
+    }
+    message, _, param = extract_error(json.dumps(body))
+    assert message == "training_file: Field required"
+    assert param == "training_file"

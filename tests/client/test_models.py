@@ -50,3 +50,29 @@ def test_clean_filename_strips_path_prefix_and_never_traverses() -> None:
 def test_checkpoint_defaults() -> None:
     cp = Checkpoint.model_validate({"id": "cp", "step_number": 3, "extra": 1})
     assert cp.metrics == {} and cp.result_files == []
+
+
+def test_hyperparameters_come_from_method_when_the_top_level_is_null() -> None:
+    nested = {"n_epochs": 5, "lora": True}
+    supervised = {"type": "supervised", "supervised": {"hyperparameters": nested}}
+    assert Job(id="j", hyperparameters=None, method=supervised).effective_hyperparameters == nested
+    # The top level wins when both are there.
+    both = Job(id="j", hyperparameters={"n_epochs": 2}, method=supervised)
+    assert both.effective_hyperparameters == {"n_epochs": 2}
+    draft = {"type": "spec-draft", "spec_draft": {"hyperparameters": {"num_decoding_heads": 3}}}
+    assert Job(id="j", method=draft).effective_hyperparameters == {"num_decoding_heads": 3}
+
+
+def test_missing_or_odd_method_gives_no_hyperparameters() -> None:
+    assert Job(id="j").effective_hyperparameters == {}
+    assert Job(id="j", method={"type": "supervised"}).effective_hyperparameters == {}
+    assert Job(id="j", method={"type": 3}).effective_hyperparameters == {}
+    odd = {"type": "supervised", "supervised": {"hyperparameters": "n/a"}}
+    assert Job(id="j", method=odd).effective_hyperparameters == {}
+
+
+def test_a_nebius_job_has_no_fine_tuned_model_and_keeps_tags() -> None:
+    job = Job.model_validate(
+        {"id": "ftjob-49b4625687fe42d1a981c9f9bbdfd569", "status": "running", "tags": ["a"]}
+    )
+    assert job.fine_tuned_model is None and job.tags == ["a"]

@@ -106,3 +106,51 @@ def api(engine: EmbeddedEngine) -> Iterator[Api]:
     client = Api(engine.base_url)
     yield client
     client.http.close()
+
+
+# Chat: a tiny random model served by the engine, and real LoRA adapters for it
+
+TINY = "tiny-llama"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.engine.training.conftest import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("chat-models") / TINY)
+
+
+def write_adapter(folder: Path, model_dir: Path, seed: int = 1) -> Path:
+    """A real LoRA adapter for the model at `model_dir`, saved in `folder` (overwriting).
+
+    Its B matrices are random, not PEFT's zeros, so merging it changes what the model says.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    lora = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in lora.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=1.0)
+    folder.mkdir(parents=True, exist_ok=True)
+    lora.save_pretrained(folder)
+    return folder
+
+
+def lora_job(api: Api, engine_dir: Path, model_dir: Path) -> dict[str, Any]:
+    """A succeeded fake-worker LoRA job on the tiny model whose checkpoints hold real adapters."""
+    created = api.create_job(
+        model=TINY, training_file=api.processed()["id"], hyperparameters={"lora": True}
+    )
+    assert created.status_code == 200, created.text
+    job = api.wait_status(created.json()["id"], "succeeded", "failed")
+    assert job["status"] == "succeeded", job["error"]
+    for step, folder in enumerate(
+        sorted((engine_dir / "jobs" / job["id"] / "checkpoints").iterdir())
+    ):
+        write_adapter(folder, model_dir, seed=step + 1)
+    return job

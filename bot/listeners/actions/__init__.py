@@ -11,5 +11,6 @@ def register(app: AsyncApp) -> None:
         Actions.REFRESH_JOB,
         Actions.CANCEL_JOB,
         Actions.DOWNLOAD_CHECKPOINT,
+        Actions.START_AGAIN,
     ):
         app.action(action_id)(button_clicked)

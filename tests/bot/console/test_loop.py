@@ -279,10 +279,10 @@ async def test_the_create_form_is_asked_as_prompts_and_wrong_fields_are_asked_ag
     assert code == 0, text
     assert "📝 Fine-tune a model opened" in text
     assert "      1. tiny-model" in text
-    assert "  Epochs (Allowed: [1, 100]) [3]: 0" in text
-    assert "  Epochs: n_epochs must be in [1, 100] (got 0)" in text
+    assert "  Epochs (Allowed on Nebius: [1, 20]) [3]: 0" in text
+    assert "  Epochs: n_epochs must be in [1, 20] on Nebius (got 0)" in text
     assert "── Fine-tune a model again ──" in text
-    assert "  Epochs (Allowed: [1, 100]) [3]: 2" in text
+    assert "  Epochs (Allowed on Nebius: [1, 20]) [3]: 2" in text
     assert create.call_count == 1
     sent = json.loads(create.calls[0].request.content)
     assert sent["model"] == "tiny-model" and sent["seed"] == 7

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -12,6 +13,7 @@ import respx
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.jobs import job_card_message
+from bot.chat import ChatError
 from bot.clock import FakeClock
 from bot.core.watcher import Watcher
 from bot.slack.chat import SlackChat
@@ -155,6 +157,40 @@ async def test_a_restart_resumes_from_the_database(
     assert "after the restart" in replies[1] and "started" not in replies[1]
 
 
+class Crash(BaseException):
+    """The process dies here (nothing after it runs, no handler sees it)."""
+
+
+class CrashingChat:
+    """The Slack chat, dying around the `nth` post: "before" Slack gets it, or "after"
+    Slack took it but before anyone learnt so."""
+
+    def __init__(self, chat: SlackChat, when: str, nth: int = 1) -> None:
+        self.chat, self.when, self.left = chat, when, nth
+
+    def __getattr__(self, name: str):
+        return getattr(self.chat, name)
+
+    async def post(self, channel, message, *, thread_ts=None):
+        self.left -= 1
+        if self.left == 0 and self.when == "before":
+            raise Crash
+        ref = await self.chat.post(channel, message, thread_ts=thread_ts)
+        if self.left == 0 and self.when == "after":
+            raise Crash
+        return ref
+
+
+def event_ids_posted(fake: FakeSlack, thread_ts: str) -> list[str]:
+    """Every event id the thread shows, in thread order (from the replies' text)."""
+    blocks = [
+        json.dumps(m.blocks)
+        for m in fake.thread("C1", thread_ts)
+        if (m.metadata or {}).get("event_payload", {}).get("kind") == "events"
+    ]
+    return re.findall(r"event-(\d+)", "".join(blocks))
+
+
 async def test_a_crash_between_posting_and_recording_posts_nothing_twice(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
@@ -164,17 +200,15 @@ async def test_a_crash_between_posting_and_recording_posts_nothing_twice(
     nebius_jobs.emit("job-1", "started", "step 1")
 
     # The process dies right after Slack accepted the reply, before the store recorded it.
-    def crash(*args, **kwargs):
-        raise SystemExit("killed")
-
-    store.update_watch = crash  # type: ignore[method-assign]
-    with pytest.raises(SystemExit):
-        await watcher(world, store, clock).poll(store.watch("job-1"))
+    chat = CrashingChat(world["chat"], "after")
+    with pytest.raises(Crash):
+        await Watcher(store, chat, world["nebius"], clock=clock).poll(store.watch("job-1"))
     assert len(event_replies(fake_slack, ts)) == 1
     store.close()
 
     store = Store(world["path"])
     assert store.watch("job-1").last_event_id is None  # the record was lost
+    assert len(store.pending_outbox()) == 1  # but not the intent
     nebius_jobs.emit("job-1", "step 2")
     clock.advance(60)
     await watcher(world, store, clock).poll_due()
@@ -182,6 +216,202 @@ async def test_a_crash_between_posting_and_recording_posts_nothing_twice(
     replies = event_replies(fake_slack, ts)
     assert len(replies) == 2
     assert "step 2" in replies[1] and "step 1" not in replies[1]
+    assert len(fake_slack.calls_to("conversations.replies")) == 1
+    assert store.pending_outbox() == []
+
+
+async def test_a_crash_just_before_posting_loses_nothing(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    nebius_jobs.add("job-1")
+    ts = await start_watch(world, store, "job-1")
+    nebius_jobs.emit("job-1", "started", "step 1")
+    chat = CrashingChat(world["chat"], "before")
+    with pytest.raises(Crash):
+        await Watcher(store, chat, world["nebius"], clock=clock).poll(store.watch("job-1"))
+    assert event_replies(fake_slack, ts) == []
+    store.close()
+
+    store = Store(world["path"])
+    clock.advance(60)
+    await watcher(world, store, clock).poll_due()
+
+    (reply,) = event_replies(fake_slack, ts)
+    assert reply.index("started") < reply.index("step 1")
+    assert store.watch("job-1").last_event_id == "job-1-ev2"
+    assert len(fake_slack.calls_to("conversations.replies")) == 1
+
+
+async def test_a_restart_reads_back_only_the_threads_with_a_post_in_flight(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    threads = {}
+    for i in range(12):
+        nebius_jobs.add(f"job-{i}")
+        threads[f"job-{i}"] = await start_watch(world, store, f"job-{i}", channel=f"C{i}")
+        nebius_jobs.emit(f"job-{i}", "started")
+    await watcher(world, store, clock).poll_due()
+    for i in range(12):
+        nebius_jobs.emit(f"job-{i}", "step 1")
+    # Two posts in flight at the crash: one reached Slack, one did not.
+    for job_id, when in (("job-3", "after"), ("job-7", "before")):
+        chat = CrashingChat(world["chat"], when)
+        clock.advance(60)
+        with pytest.raises(Crash):
+            await Watcher(store, chat, world["nebius"], clock=clock).poll(store.watch(job_id))
+    store.close()
+    fake_slack.calls.clear()
+
+    store = Store(world["path"])
+    for i in range(12):
+        nebius_jobs.emit(f"job-{i}", "step 2")
+    clock.advance(60)
+    await watcher(world, store, clock).poll_due()
+
+    reads = fake_slack.calls_to("conversations.replies")
+    assert sorted(c.args["ts"] for c in reads) == sorted([threads["job-3"], threads["job-7"]])
+    for job_id, ts in threads.items():
+        text = "".join(r for r in fake_slack_texts(fake_slack, ts, job_id))
+        assert text.count("started") == 1 and text.count("step 1") == 1, job_id
+        assert text.index("started") < text.index("step 1") < text.index("step 2"), job_id
+        assert store.watch(job_id).last_event_id == f"{job_id}-ev3"
+
+
+def fake_slack_texts(fake: FakeSlack, thread_ts: str, job_id: str) -> list[str]:
+    channel = next(m.channel for m in fake.messages.values() if m.ts == thread_ts)
+    return [
+        json.dumps(m.blocks)
+        for m in fake.thread(channel, thread_ts)
+        if (m.metadata or {}).get("event_payload", {}).get("job_id") == job_id
+    ]
+
+
+async def test_a_long_catch_up_reaches_the_thread_whole_in_order_over_several_replies(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    nebius_jobs.add("job-1")
+    ts = await start_watch(world, store, "job-1")
+    # 150 events of about 100 characters: some 15,000 characters, five blocks' worth.
+    nebius_jobs.emit("job-1", *(f"event-{n:03d} " + "x" * 80 for n in range(1, 151)))
+
+    await watcher(world, store, clock).poll_due()
+
+    assert event_ids_posted(fake_slack, ts) == [f"{n:03d}" for n in range(1, 151)]
+    replies = [
+        m for m in fake_slack.thread("C1", ts) if m.metadata["event_payload"]["kind"] == "events"
+    ]
+    assert len(replies) > 1
+    for reply in replies:  # each records as posted the last event it shows, and no more
+        shown = re.findall(r"event-(\d+)", json.dumps(reply.blocks))
+        assert reply.metadata["event_payload"]["last_event_id"] == f"job-1-ev{int(shown[-1])}"
+        assert reply.metadata["event_payload"]["first_event_id"] == f"job-1-ev{int(shown[0])}"
+    assert store.watch("job-1").last_event_id == "job-1-ev150"
+
+
+async def test_a_reply_slack_refuses_mid_burst_leaves_the_watch_at_the_last_one_posted(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    nebius_jobs.add("job-1")
+    ts = await start_watch(world, store, "job-1")
+    nebius_jobs.emit("job-1", *(f"event-{n:03d} " + "x" * 80 for n in range(1, 151)))
+
+    class RefusingSecond(CrashingChat):
+        async def post(self, channel, message, *, thread_ts=None):
+            self.left -= 1
+            if self.left == 0:
+                raise ChatError("Slack refused chat.postMessage: internal_error")
+            return await self.chat.post(channel, message, thread_ts=thread_ts)
+
+    w = Watcher(store, RefusingSecond(world["chat"], "", nth=2), world["nebius"], clock=clock)
+    await w.poll_due()
+    first = event_ids_posted(fake_slack, ts)
+    assert 0 < len(first) < 150
+    assert store.watch("job-1").last_event_id == f"job-1-ev{int(first[-1])}"
+    assert store.pending_outbox() == []  # a refusal is known not to have been posted
+
+    clock.advance(600)
+    await w.poll_due()
+    assert event_ids_posted(fake_slack, ts) == [f"{n:03d}" for n in range(1, 151)]
+    assert fake_slack.calls_to("conversations.replies") == []
+
+
+async def test_a_post_with_no_answer_is_read_back_before_anything_more_is_posted(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    nebius_jobs.add("job-1")
+    ts = await start_watch(world, store, "job-1")
+    nebius_jobs.emit("job-1", "event-001", "event-002")
+
+    class LostAnswer(CrashingChat):
+        async def post(self, channel, message, *, thread_ts=None):
+            self.left -= 1
+            ref = await self.chat.post(channel, message, thread_ts=thread_ts)
+            if self.left == 0:
+                raise TimeoutError  # Slack posted it; the answer never came
+            return ref
+
+    w = Watcher(store, LostAnswer(world["chat"], ""), world["nebius"], clock=clock)
+    await w.poll_due()
+    nebius_jobs.emit("job-1", "event-003")
+    clock.advance(600)
+    await w.poll_due()
+
+    assert event_ids_posted(fake_slack, ts) == ["001", "002", "003"]
+    assert len(fake_slack.calls_to("conversations.replies")) == 1
+
+
+async def test_an_event_longer_than_a_block_is_shown_shortened_with_a_note(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    store = Store(world["path"])
+    nebius_jobs.add("job-1")
+    ts = await start_watch(world, store, "job-1")
+    nebius_jobs.emit("job-1", "event-001 traceback " + "y" * 7000 + " END")
+    nebius_jobs.emit("job-1", "event-002 huge " + "z" * 30000 + " TAIL", "event-003 after")
+
+    await watcher(world, store, clock).poll_due()
+
+    # What the code blocks show, their pieces put back together.
+    text = "".join(
+        b["text"]["text"].strip("`")
+        for m in fake_slack.thread("C1", ts)
+        for b in m.blocks
+        if b["type"] == "section"
+    )
+    assert event_ids_posted(fake_slack, ts) == ["001", "002", "003"]
+    assert "traceback " + "y" * 7000 + " END" in text  # over several blocks, whole
+    assert "TAIL" not in text and "event shortened: 30," in text
+    assert store.watch("job-1").last_event_id == "job-1-ev3"
+
+
+async def test_a_summary_in_flight_at_a_crash_is_posted_exactly_once(
+    world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
+) -> None:
+    for when, job_id in (("after", "job-a"), ("before", "job-b")):
+        store = Store(world["path"])
+        nebius_jobs.add(job_id, status="failed")
+        nebius_jobs.jobs[job_id]["error"] = {"message": "out of memory"}
+        ts = await start_watch(world, store, job_id)
+        chat = CrashingChat(world["chat"], when)
+        with pytest.raises(Crash):
+            await Watcher(store, chat, world["nebius"], clock=clock).poll(store.watch(job_id))
+        store.close()
+
+        store = Store(world["path"])
+        clock.advance(60)
+        await watcher(world, store, clock).poll_due()
+        clock.advance(60)
+        await watcher(world, store, clock).poll_due()
+
+        summaries = [m for m in fake_slack.thread("C1", ts) if "out of memory" in m.text]
+        assert len(summaries) == 1, when
+        assert store.active_watches() == [], when
+        store.close()
 
 
 async def test_the_end_posts_checkpoints_with_download_buttons_and_mentions_the_user(

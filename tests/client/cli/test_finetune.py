@@ -11,6 +11,7 @@ import respx
 from client import NebiusClient
 from client.cli import finetune
 from tests.client.conftest import API_KEY, BASE_URL, FakeTime, file_json, job_json
+from tests.client.event_server import BOTH_ORDERS, T0, EventServer
 
 
 @pytest.fixture(autouse=True)
@@ -141,7 +142,8 @@ def test_create_rejects_bad_hyperparameters_before_any_request(
         "--learning-rate", "5", "--batch-size", "0",
     )  # fmt: skip
     assert code == 2
-    assert "learning_rate must be in (0, 1]" in err and "batch_size must be in [1, 1024]" in err
+    assert "learning_rate must be in (0, 1]" in err
+    assert "batch_size must be in [1, 64] on Nebius" in err
     assert not route.called
 
 
@@ -245,6 +247,71 @@ def test_events_follow_prints_each_event_once_until_the_job_ends(
     assert [line.split()[-1] for line in out.splitlines()] == ["started", "10", "done"]
     assert fake_time.sleeps == [5.0]
     assert "job j failed" in err
+
+
+@BOTH_ORDERS
+def test_events_prints_oldest_first_in_either_api_order(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str], order: str
+) -> None:
+    server = EventServer(order)
+    for i, message in enumerate(["Job is submitted", "Dataset processed", "Training completed"]):
+        server.add(f"e{i + 1}", T0 + 30 * i, message)
+    api.get("fine_tuning/jobs/j/events").mock(side_effect=server)
+    code, out, _ = run(capsys, "events", "j")
+    assert code == 0
+    assert [line.split("INFO")[1].strip() for line in out.splitlines()] == [
+        "Job is submitted",
+        "Dataset processed",
+        "Training completed",
+    ]
+    code, out, _ = run(capsys, "events", "j", "--after", "e1", "--json")
+    assert [json.loads(line)["id"] for line in out.splitlines()] == ["e2", "e3"]
+
+
+@BOTH_ORDERS
+@pytest.mark.parametrize("one_second", [False, True], ids=["distinct", "ties"])
+def test_events_follow_prints_every_event_once_until_the_job_ends_in_either_order(
+    api: respx.MockRouter,
+    capsys: pytest.CaptureFixture[str],
+    fake_time: FakeTime,
+    order: str,
+    one_second: bool,
+) -> None:
+    server = EventServer(order)
+    server.add("e1", T0, "Job is submitted")
+    # What appears while the CLI waits between polls, and the job's status then.
+    arrivals = [
+        (["Dataset 'training' processed successfully"], "running"),
+        (["step 1", "step 2", "step 3", "step 4"], "running"),
+        ([], "running"),
+        (["Training completed successfully"], "succeeded"),
+    ]
+    polls = {"n": 0}
+
+    def job(request: httpx.Request) -> httpx.Response:
+        messages, status = arrivals[polls["n"]]
+        polls["n"] += 1
+        for message in messages:
+            n = len(server.events) + 1
+            server.add(f"e{n}", T0 if one_second else T0 + n, message)
+        return httpx.Response(200, json=job_json("j", status=status))
+
+    api.get("fine_tuning/jobs/j/events").mock(side_effect=server)
+    api.get("fine_tuning/jobs/j").mock(side_effect=job)
+    code, out, err = run(capsys, "events", "j", "--follow", "--interval", "5", "--json")
+    assert code == 0
+    printed = [json.loads(line)["message"] for line in out.splitlines()]
+    assert printed == [
+        "Job is submitted",
+        "Dataset 'training' processed successfully",
+        "step 1",
+        "step 2",
+        "step 3",
+        "step 4",
+        "Training completed successfully",
+    ]
+    assert fake_time.sleeps == [5.0, 5.0, 5.0]
+    assert "job j succeeded" in err
 
 
 def test_checkpoints_table(api: respx.MockRouter, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from client.validation import validate_file
+from client.validation import format_name, render_report, validate_file
 
 from .helpers import chat, write_lines
 
@@ -68,3 +68,22 @@ def test_prompt_without_completion(tmp_path: Path) -> None:
 def test_text_must_be_a_string(tmp_path: Path) -> None:
     report = validate_file(write_lines(tmp_path / "t.jsonl", [{"text": "a"}, {"text": ["a"]}]))
     assert [(f.code, f.field) for f in report.errors] == [("wrong_type", "text")]
+
+
+def test_format_names_for_people() -> None:
+    assert [format_name(f) for f in ("chat", "prompt_completion", "text")] == [
+        "chat",
+        "prompt/completion",
+        "text",
+    ]
+    assert format_name("chat", with_key=True) == "chat (messages)"
+    assert format_name("text", with_key=True) == "text"
+    assert format_name(None) == format_name("csv") == "not recognised"
+
+
+def test_the_report_names_the_format_or_says_it_is_not_recognised(tmp_path: Path) -> None:
+    rows = [{"prompt": "a cat", "completion": "a fluffy cat"}]
+    report = validate_file(write_lines(tmp_path / "pc.jsonl", rows))
+    assert "format prompt/completion" in render_report(report)
+    unknown = validate_file(write_lines(tmp_path / "u.jsonl", [{"input": "x"}]))
+    assert "format not recognised" in render_report(unknown)

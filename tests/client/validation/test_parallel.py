@@ -38,3 +38,20 @@ def test_several_processes_report_exactly_what_one_pass_reports(
     }
     assert [f.line for f in one.errors if f.code == "bad_role"] == [3501]
     assert one.stats.validation_overlap == 1
+
+
+def test_a_byte_order_mark_does_not_shift_where_later_parts_say_the_format_came_from(
+    tmp_path: Path,
+) -> None:
+    rows: list = [chat(f"prompt {i}") for i in range(3000)]
+    rows[2900] = {"text": "a line in another format, in the last part"}
+    path = tmp_path / "bom.jsonl"
+    write_lines(path, rows)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+
+    one = validate_file(path, workers=1)
+    many = validate_file(path, workers=3)
+
+    mismatch = next(f for f in many.errors if f.code == "format_mismatch")
+    assert (mismatch.line, "(from line 1)" in mismatch.message) == (2901, True)
+    assert many.to_dict() == one.to_dict()

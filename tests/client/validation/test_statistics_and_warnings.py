@@ -132,3 +132,23 @@ def test_a_training_report_turned_into_a_validation_report_equals_checking_it_as
 
     assert derived == validate_file(path, role="validation")
     assert derived.role == "validation" and derived.valid
+
+
+def test_the_fast_and_the_careful_path_estimate_tokens_alike(tmp_path: Path) -> None:
+    plain = {
+        "messages": [
+            {"role": "user", "content": "u" * 5},
+            {"role": "assistant", "content": "a" * 9},
+        ]
+    }
+    # Content parts are valid but the fast path leaves them to the careful checks.
+    parts = {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "u" * 5}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "a" * 9}]},
+        ]
+    }
+    fast = validate_file(write_lines(tmp_path / "fast.jsonl", [plain])).stats.tokens
+    careful = validate_file(write_lines(tmp_path / "careful.jsonl", [parts])).stats.tokens
+    # 14 characters: 4 tokens, rounded up, plus 4 per message; 9 assistant characters: 3.
+    assert (fast.total, fast.assistant) == (careful.total, careful.assistant) == (4 + 8, 3)
