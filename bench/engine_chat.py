@@ -91,7 +91,7 @@ def main() -> int:
     from openai import OpenAI
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.models import BUILTIN_MODEL_ID, ensure_builtin
+    from engine.model_registry import BUILTIN_MODEL_ID, ensure_builtin
     from engine.server import EmbeddedEngine
 
     started = time.perf_counter()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from engine.models import BUILTIN_MODEL_ID, ensure_builtin
+from engine.model_registry import BUILTIN_MODEL_ID, ensure_builtin
 from engine.server import EmbeddedEngine
 
 REPO = Path(__file__).resolve().parent.parent

@@ -76,7 +76,7 @@ def _peak_rss_mb() -> float:
 
 
 def run_ours(model_dir: Path, train: Path, work: Path, device: str) -> tuple[float, Any]:
-    from engine.models import BUILTIN_MODEL_ID
+    from engine.model_registry import BUILTIN_MODEL_ID
     from engine.training import loop
     from engine.training.events import ProgressEvent
     from engine.training.spec import TrainSpec
@@ -229,7 +229,7 @@ def parent(train_examples: int, rounds: int, configs: list[str], device: str) ->
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
-    from engine.models import ensure_builtin
+    from engine.model_registry import ensure_builtin
     from engine.training.data import load_dataset
     from engine.training.loop import pick_device
 

@@ -186,8 +186,13 @@ async def json_body(request: Request) -> Any:
 
 
 def _models(engine: Engine) -> list[dict[str, Any]]:
-    """The model objects the engine offers: its base models, then its fine-tuned models."""
-    from engine.models import available_models
+    """The model objects the engine offers: its base models, then its fine-tuned models.
+
+    A checkpoint's `fine_tuned_model_checkpoint` is not listed (one per epoch of every job
+    would crowd the list; OpenAI leaves them out too): it is accepted wherever a model id is
+    (a job's `model`, chat), and `GET fine_tuning/jobs/{id}/checkpoints` lists them.
+    """
+    from engine.model_registry import available_models
 
     data = [
         {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by}

@@ -22,8 +22,8 @@ from engine import deployments
 from engine.errors import ApiError
 from engine.ids import new_id, now
 from engine.inference import Generation, ModelLoadError, PromptError, Sampling, Weights
-from engine.models import FineTunedModelError, available_models, is_fine_tuned_id
-from engine.models import resolve_fine_tuned as fine_tuned_lineage
+from engine.model_registry import FineTunedModelError, available_models, is_fine_tuned_id
+from engine.model_registry import resolve_fine_tuned as fine_tuned_lineage
 
 if TYPE_CHECKING:
     from engine.app import Engine

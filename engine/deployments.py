@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse
 from engine.errors import ApiError
 from engine.ids import now
 from engine.inference import ModelLoadError, Weights
-from engine.models import FineTunedModelError, Lineage, resolve_fine_tuned
+from engine.model_registry import FineTunedModelError, Lineage, resolve_fine_tuned
 from engine.store import Store
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.models import Lineage, ModelNotFoundError, resolve_model
+from engine.model_registry import Lineage, ModelNotFoundError, resolve_model
 
 # Models kept loaded (LRU): a deployment and its base, side by side, without reloading.
 MAX_LOADED = 2

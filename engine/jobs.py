@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from engine.config import EngineConfig
 from engine.errors import ApiError
 from engine.ids import new_id, now
-from engine.models import (
+from engine.model_registry import (
     FineTunedModelError,
     Lineage,
     available_models,
@@ -28,6 +28,7 @@ from engine.training.spec import (
     describe_range,
     format_number,
 )
+from engine.worker_messages import BASE_VALID_LOSS
 
 # The one fine-tuning method the engine trains (OpenAI's `method.type` also names dpo and
 # reinforcement; Nebius's names spec-draft).
@@ -388,6 +389,9 @@ def create_job(store: Store, config: EngineConfig, body: Any, *, keys: KeyVault)
         # Not in Nebius's job object: the model the weights first came from (== `model`
         # unless `model` is a fine-tuned model of this engine).
         "base_model": lineage.base_model if lineage else request.model,
+        # Not in Nebius's job object either: the validation loss of the model before
+        # training, set once the worker has measured it (jobs with a validation file only).
+        BASE_VALID_LOSS: None,
     }
     internal = {
         "training_path": str(training.path),

@@ -23,7 +23,7 @@ from engine import worker_messages as messages
 from engine.config import EngineConfig
 from engine.ids import new_id, now
 from engine.jobs import KeyVault
-from engine.models import Lineage
+from engine.model_registry import Lineage
 from engine.objects import event_object, file_object
 from engine.store import Store
 from engine.worker_messages import REDACTED, Event, Update
@@ -297,6 +297,8 @@ class JobRunner:
         elif kind == "started":
             lineage = _lineage(self.store.job_internal(job_id))
             self._apply(job_id, messages.started(message, lineage))
+        elif kind == "base_evaluation":
+            self._apply(job_id, messages.base_evaluation(message))
         elif kind == "progress":
             self._apply(job_id, messages.progress(message, time.time()))
         elif kind == "epoch":

@@ -9,13 +9,15 @@ a user sees for a line is decided here and tested without a process.
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.models import Lineage
+from engine.model_registry import Lineage
 from engine.objects import fine_tuned_name
 
 # Longest text quoted from a worker (a notice, a failure reason, a log line).
 REASON_CHARS = 500
 # What a job's secret (its W&B key) becomes in anything the worker says.
 REDACTED = "[redacted]"
+# The job field and checkpoint metric holding the validation loss before training.
+BASE_VALID_LOSS = "base_valid_loss"
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,24 @@ def started(message: dict[str, Any], lineage: Lineage | None) -> Update:
     return Update({"total_steps": total}, [Event(text, data=data)])
 
 
+def base_evaluation(message: dict[str, Any]) -> Update:
+    """The model's validation loss before training: kept on the job (`base_valid_loss`, not a
+    field of Nebius's job object) so that every checkpoint's metrics can carry it."""
+    loss = message.get("valid_loss")
+    if not isinstance(loss, int | float) or isinstance(loss, bool):
+        return Update()  # no figure is better than a wrong one
+    return Update(
+        {BASE_VALID_LOSS: loss},
+        [
+            Event(
+                f"Base model validation loss {_num(loss)} before training.",
+                type="metrics",
+                data={BASE_VALID_LOSS: loss},
+            )
+        ],
+    )
+
+
 def progress(message: dict[str, Any], clock: float) -> Update:
     """`clock`: the time now (Unix seconds), from which the finish is estimated."""
     eta = message.get("eta_seconds")
@@ -134,10 +154,17 @@ def checkpoint(
 ) -> tuple[dict[str, Any], Event]:
     """The checkpoint object (contract shape) for a `checkpoint` line, and its event.
 
-    `file_ids`: the result files already registered for the checkpoint's files.
+    `file_ids`: the result files already registered for the checkpoint's files. The metrics
+    carry the job's `base_valid_loss` when it has one: the worker's own figure, else the job's
+    (a worker resumed from a checkpoint that did not keep it); never a null.
     """
     step = int(message.get("step") or 0)
     metrics = {"step": step, **(message.get("metrics") or {})}
+    base = metrics.pop(BASE_VALID_LOSS, None)
+    if base is None:
+        base = job.get(BASE_VALID_LOSS)
+    if base is not None:
+        metrics[BASE_VALID_LOSS] = base
     record = {
         "id": checkpoint_id,
         "object": "fine_tuning.job.checkpoint",

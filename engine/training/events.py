@@ -41,6 +41,16 @@ class ProgressEvent(BaseModel):
     eta_seconds: float
 
 
+class BaseEvaluationEvent(BaseModel):
+    """The validation loss of the model before its first step: the figure training improves on.
+
+    Sent once per job, only when it has a validation file, and not again when it resumes.
+    """
+
+    type: Literal["base_evaluation"] = "base_evaluation"
+    valid_loss: float
+
+
 class EpochEvent(BaseModel):
     type: Literal["epoch"] = "epoch"
     epoch: int
@@ -52,6 +62,9 @@ class EpochEvent(BaseModel):
 class CheckpointMetrics(BaseModel):
     train_loss: float
     valid_loss: float | None
+    # The job's BaseEvaluationEvent figure, carried by every checkpoint (a resumed run reads
+    # it from its checkpoint's resume state); None for a job without a validation file.
+    base_valid_loss: float | None = None
 
 
 class CheckpointEvent(BaseModel):
@@ -86,6 +99,7 @@ class FailedEvent(BaseModel):
 Event = (
     DatasetEvent
     | StartedEvent
+    | BaseEvaluationEvent
     | ProgressEvent
     | EpochEvent
     | CheckpointEvent

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from engine.models import resolve_model
+from engine.model_registry import resolve_model
 from engine.training import fused
 from engine.training.adapters import merge_adapter
 from engine.training.attention import ATTENTION_NAME
@@ -30,6 +30,7 @@ from engine.training.data import (
     load_dataset,
 )
 from engine.training.events import (
+    BaseEvaluationEvent,
     CheckpointEvent,
     CheckpointMetrics,
     DatasetEvent,
@@ -42,7 +43,12 @@ from engine.training.events import (
 from engine.training.families import is_plain_decoder
 from engine.training.loss import linear_cross_entropy_sum
 from engine.training.spec import Hyperparameters, TrainSpec
-from engine.training.tracking import epoch_metrics, open_tracker, progress_metrics
+from engine.training.tracking import (
+    base_metrics,
+    epoch_metrics,
+    open_tracker,
+    progress_metrics,
+)
 
 STATE_FILE = "trainer_state.pt"
 # Seconds between progress lines (the first and last step always report).
@@ -66,6 +72,9 @@ class Run:
     start_epoch: int
     start_step: int
     trained_tokens: int
+    # The validation loss before the first step (see `evaluate_base`); a resumed run reads
+    # it from its checkpoint. None without a validation file.
+    base_valid_loss: float | None = None
 
 
 def pick_device(requested: str) -> torch.device:
@@ -295,12 +304,15 @@ def setup(spec: TrainSpec, emit: Emit) -> Run:
         optimizer, lr_lambda(total_steps, hp.warmup_ratio)
     )
     start_epoch = start_step = trained_tokens = 0
+    base_valid_loss: float | None = None
     if resume is not None:
         state = torch.load(resume / STATE_FILE, map_location=device, weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, start_step = state["epoch"], state["step"]
         trained_tokens = state["trained_tokens"]
+        # Absent from checkpoints saved before the figure was kept: then the job has none.
+        base_valid_loss = state.get("base_valid_loss")
     autocast_dtype = pick_autocast(device, spec.precision)
     if hp.lora and autocast_dtype is not None:
         cast_frozen_linears(model, autocast_dtype)
@@ -331,6 +343,7 @@ def setup(spec: TrainSpec, emit: Emit) -> Run:
         start_epoch=start_epoch,
         start_step=start_step,
         trained_tokens=trained_tokens,
+        base_valid_loss=base_valid_loss,
     )
 
 
@@ -351,6 +364,7 @@ def save_checkpoint(run: Run, spec: TrainSpec, step: int, epoch: int) -> tuple[P
         "step": step,
         "epoch": epoch,
         "trained_tokens": run.trained_tokens,
+        "base_valid_loss": run.base_valid_loss,
         "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(),
     }
@@ -358,6 +372,21 @@ def save_checkpoint(run: Run, spec: TrainSpec, step: int, epoch: int) -> tuple[P
     shutil.rmtree(final, ignore_errors=True)
     work.rename(final)
     return final, files
+
+
+def evaluate_base(run: Run, spec: TrainSpec, emit: Emit) -> float | None:
+    """The validation loss of the model before its first step, measured and reported once.
+
+    The same evaluation as each epoch's end, so "3.57 before training, 3.51 after epoch 3"
+    compares like with like. A resumed run's model is already trained: it keeps the figure
+    its checkpoint recorded (`setup`) and measures nothing. Returns the figure measured now,
+    None when nothing was.
+    """
+    if not run.valid or spec.resume_from is not None:
+        return None
+    run.base_valid_loss = evaluate(run, run.valid, spec.hyperparameters)
+    emit(BaseEvaluationEvent(valid_loss=run.base_valid_loss))
+    return run.base_valid_loss
 
 
 def train(spec: TrainSpec, emit: Emit) -> Run:
@@ -371,6 +400,9 @@ def train(spec: TrainSpec, emit: Emit) -> Run:
     train_time = 0.0
     tokens_timed = 0
     last_report = 0.0
+    base_valid_loss = evaluate_base(run, spec, emit)
+    if base_valid_loss is not None:
+        tracker.log(base_metrics(base_valid_loss), step)
 
     for epoch in range(run.start_epoch + 1, hp.n_epochs + 1):
         # Reseeded each epoch so a resumed run draws the same dropout masks as an unbroken one.
@@ -434,7 +466,11 @@ def train(spec: TrainSpec, emit: Emit) -> Run:
                 epoch=epoch,
                 path=str(path),
                 files=files,
-                metrics=CheckpointMetrics(train_loss=train_loss, valid_loss=valid_loss),
+                metrics=CheckpointMetrics(
+                    train_loss=train_loss,
+                    valid_loss=valid_loss,
+                    base_valid_loss=run.base_valid_loss,
+                ),
             )
         )
 

@@ -17,6 +17,11 @@ from engine.training.spec import TrainSpec
 log = logging.getLogger("engine.training.tracking")
 
 KEY_ENV = "WANDB_API_KEY"
+# How long wandb.init may wait for W&B before giving up (its own default is 90 s, and the job
+# waits with it: no network means a minute and a half before the first step). An operator's
+# own WANDB_INIT_TIMEOUT wins.
+INIT_TIMEOUT_ENV = "WANDB_INIT_TIMEOUT"
+INIT_TIMEOUT_S = 20
 # Longest reason quoted from a W&B error.
 REASON_CHARS = 300
 FALLBACK = "metrics are in the job's events"
@@ -56,6 +61,11 @@ def progress_metrics(event: ProgressEvent) -> dict[str, float]:
         "train/trained_tokens": event.trained_tokens,
         "train/epoch": event.epoch,
     }
+
+
+def base_metrics(valid_loss: float) -> dict[str, float]:
+    """The model's validation loss before training, logged at step 0: where the curve starts."""
+    return {"epoch/valid_loss": valid_loss, "train/epoch": 0}
 
 
 def epoch_metrics(event: EpochEvent) -> dict[str, float]:
@@ -151,6 +161,8 @@ def open_tracker(spec: TrainSpec, emit: Emit) -> Tracker:
         return _unavailable(emit, "the wandb package is not installed where the engine runs")
     except Exception as exc:  # an installed but broken wandb must not fail the job either
         return _unavailable(emit, f"the wandb package could not be imported ({_reason(exc)})")
+    # This process runs this one job: its environment is the job's to set.
+    os.environ.setdefault(INIT_TIMEOUT_ENV, str(INIT_TIMEOUT_S))
     try:
         run = wandb.init(
             project=settings.project,

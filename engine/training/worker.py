@@ -44,7 +44,7 @@ def _failure(exc: BaseException) -> FailedEvent:
     """A clean code and reason for what went wrong; the traceback goes to stderr only."""
     import torch
 
-    from engine.models import ModelNotFoundError
+    from engine.model_registry import ModelNotFoundError
     from engine.training.data import DatasetError
 
     # The CPU allocator reports failure as a RuntimeError ("can't allocate memory").

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.models import BUILTIN_MODEL_ID
+from engine.model_registry import BUILTIN_MODEL_ID
 from engine.server import EmbeddedEngine
 
 FAKE_WORKER = Path(__file__).with_name("fake_worker.py")

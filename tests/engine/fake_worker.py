@@ -3,7 +3,9 @@
 Run as `python fake_worker.py [--mode MODE] [SPEC_PATH]`; with no SPEC_PATH it reads the path
 from stdin, as a warm worker does. Modes:
 - ok: a stray non-JSON line, then dataset, started, progress, epoch and checkpoint lines
-  (2 steps per epoch), succeeded
+  (2 steps per epoch), succeeded; with a validation file and no checkpoint to resume from,
+  a base_evaluation line (BASE_VALID_LOSS) before the first step, and that figure in its
+  checkpoints' metrics (a resumed fake, having no resume state, leaves it out)
 - gate: waits for a file named `go` in the output folder, then behaves as ok
 - hold-after-checkpoint: saves the first epoch's checkpoint, then waits to be stopped
 - crash: logs a line to stderr and exits with code 3
@@ -28,6 +30,8 @@ import warnings
 from pathlib import Path
 
 STEPS_PER_EPOCH = 2
+# The validation loss the fake "measures" before training.
+BASE_VALID_LOSS = 3.57
 POLL_S = 0.01
 
 
@@ -130,6 +134,10 @@ def main() -> int:
         epochs=epochs,
         resumed_from_step=resumed,
     )
+    base = None
+    if spec.get("validation_file") and resumed is None:
+        base = BASE_VALID_LOSS
+        emit(type="base_evaluation", valid_loss=base)
     tokens = 0
     for epoch in range(first_epoch, epochs + 1):
         for i in range(1, STEPS_PER_EPOCH + 1):
@@ -159,7 +167,7 @@ def main() -> int:
             epoch=epoch,
             path=str(ckpt),
             files=["adapter_model.safetensors", "adapter_config.json"],
-            metrics={"train_loss": 1.0 / epoch, "valid_loss": None},
+            metrics={"train_loss": 1.0 / epoch, "valid_loss": None, "base_valid_loss": base},
         )
         if mode == "hold-after-checkpoint" and resumed is None:
             wait_forever()

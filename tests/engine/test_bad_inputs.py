@@ -10,7 +10,7 @@ import pytest
 from openai import OpenAI
 
 from client.errors import RequestInfo, UnprocessableEntityError, error_from_response
-from engine.models import is_hub_id
+from engine.model_registry import is_hub_id
 from engine.server import EmbeddedEngine
 from tests.engine.conftest import MODEL, Api, start_engine
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from engine.models import BUILTIN_MODEL_ID, builtin_gguf_path
+from engine.model_registry import BUILTIN_MODEL_ID, builtin_gguf_path
 from engine.server import EmbeddedEngine
 
 pytestmark = [

@@ -47,6 +47,13 @@ def test_a_job_runs_to_success_with_events_checkpoints_and_downloadable_results(
     assert any(m.startswith("Step 1/4: loss 2") for m in messages)
     assert any(m.startswith("Epoch 2 finished") for m in messages)
     assert messages[-1] == "The job has successfully completed."
+    # The model's validation loss before the first step: an event, the job, every checkpoint.
+    base = next(e for e in api.all_events(job["id"]) if e["message"].startswith("Base model"))
+    assert base["message"] == "Base model validation loss 3.57 before training."
+    assert base["data"] == {"base_valid_loss": 3.57}
+    assert messages.index(base["message"]) < messages.index(first_step_message(messages))
+    assert job["base_valid_loss"] is None  # not measured yet when the job is created
+    assert done["base_valid_loss"] == 3.57
     first_step = next(e for e in api.all_events(job["id"]) if e["message"].startswith("Step 1/4"))
     assert first_step["type"] == "metrics"
     assert first_step["data"]["loss"] == 2.0
@@ -57,6 +64,7 @@ def test_a_job_runs_to_success_with_events_checkpoints_and_downloadable_results(
     assert sorted(c["step_number"] for c in checkpoints) == [2, 4]
     last = max(checkpoints, key=lambda c: c["step_number"])
     assert last["metrics"]["train_loss"] == 0.5
+    assert [c["metrics"]["base_valid_loss"] for c in checkpoints] == [3.57, 3.57]
     assert last["fine_tuned_model_checkpoint"].endswith(":ckpt-step-4")
     assert done["result_files"] == last["result_files"]
     names = {}
@@ -68,6 +76,19 @@ def test_a_job_runs_to_success_with_events_checkpoints_and_downloadable_results(
         f"{job['id']}/step-4/adapter_model.safetensors": b"weights at step 4",
         f"{job['id']}/step-4/adapter_config.json": b'{"r": 8}',
     }
+
+
+def first_step_message(messages: list[str]) -> str:
+    return next(m for m in messages if m.startswith("Step 1/"))
+
+
+def test_a_job_without_a_validation_file_has_no_base_validation_loss(api: Api) -> None:
+    job = api.create_job(training_file=api.processed()["id"], hyperparameters={"n_epochs": 1})
+    done = api.wait_status(job.json()["id"], "succeeded")
+    assert done["base_valid_loss"] is None
+    assert not any(e["message"].startswith("Base model") for e in api.all_events(done["id"]))
+    [checkpoint] = api.http.get(f"fine_tuning/jobs/{done['id']}/checkpoints").json()["data"]
+    assert "base_valid_loss" not in checkpoint["metrics"]
 
 
 def test_the_worker_gets_a_spec_with_absolute_paths_and_the_hyperparameters(

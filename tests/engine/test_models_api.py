@@ -27,6 +27,16 @@ def test_a_fine_tuned_model_is_served_once_its_job_succeeds(api: Api) -> None:
     assert response.json()["owned_by"] == "engine"
 
 
+def test_checkpoint_models_are_listed_with_their_job_not_among_the_models(api: Api) -> None:
+    job = api.create_job(training_file=api.processed()["id"], hyperparameters={"n_epochs": 2})
+    done = api.wait_status(job.json()["id"], "succeeded")
+    listed = [m["id"] for m in api.http.get("models").json()["data"]]
+    assert done["fine_tuned_model"] in listed
+    checkpoints = api.http.get(f"fine_tuning/jobs/{done['id']}/checkpoints").json()["data"]
+    names = [c["fine_tuned_model_checkpoint"] for c in checkpoints]
+    assert len(names) == 2 and not set(names) & set(listed)
+
+
 def test_an_unknown_model_is_a_404_in_the_error_shape(api: Api) -> None:
     response = api.http.get("models/nobody/nothing")
     assert response.status_code == 404

@@ -229,6 +229,37 @@ def test_after_a_restart_a_running_job_resumes_from_its_last_checkpoint(
         server.stop()
 
 
+def test_after_a_restart_a_resumed_job_keeps_its_base_validation_loss(engine_dir: Path) -> None:
+    server = start_engine(engine_dir, mode="hold-after-checkpoint")
+    api = Api(server.base_url)
+    job = api.create_job(
+        training_file=api.processed()["id"],
+        validation_file=api.processed()["id"],
+        hyperparameters={"n_epochs": 2},
+    )
+    job_id = job.json()["id"]
+    wait_for(
+        lambda: api.http.get(f"fine_tuning/jobs/{job_id}/checkpoints").json()["data"],
+        "the first checkpoint",
+    )
+    assert api.job(job_id)["base_valid_loss"] == 3.57
+    server.stop()
+
+    # The resumed worker measures nothing (its model is trained) and keeps no figure itself.
+    server = start_engine(engine_dir, mode="ok")
+    try:
+        api = Api(server.base_url)
+        done = api.wait_status(job_id, "succeeded")
+        assert done["base_valid_loss"] == 3.57
+        checkpoints = api.http.get(f"fine_tuning/jobs/{job_id}/checkpoints").json()["data"]
+        by_step = {c["step_number"]: c["metrics"] for c in checkpoints}
+        assert by_step[4]["base_valid_loss"] == by_step[2]["base_valid_loss"] == 3.57
+        said = [e for e in api.all_events(job_id) if e["message"].startswith("Base model")]
+        assert len(said) == 1  # measured once, before the first run's first step
+    finally:
+        server.stop()
+
+
 def test_after_a_restart_a_job_with_no_checkpoint_fails_with_a_clear_reason(
     engine_dir: Path,
 ) -> None:

@@ -49,6 +49,11 @@ def test_a_job_trains_a_tiny_model_through_the_real_worker(
 
         checkpoints = api.http.get(f"fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
         assert len(checkpoints) == 2
+        # The untrained model's validation loss: on the job, in an event, in each checkpoint.
+        base = done["base_valid_loss"]
+        assert isinstance(base, float) and base > 0
+        assert f"Base model validation loss {base:.4g} before training." in messages
+        assert [c["metrics"]["base_valid_loss"] for c in checkpoints] == [base, base]
         names = {api.file(fid)["filename"].rsplit("/", 1)[1] for fid in done["result_files"]}
         assert {"adapter_model.safetensors", "adapter_config.json"} <= names
         weights_id = next(

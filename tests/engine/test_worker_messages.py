@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from engine import worker_messages as messages
-from engine.models import Lineage
+from engine.model_registry import Lineage
 from engine.worker_messages import REASON_CHARS, REDACTED, Event, Update, scrub
 
 JOB_ID = "ftjob-abc"
@@ -168,6 +168,54 @@ def test_a_checkpoint_becomes_a_contract_checkpoint_and_an_event() -> None:
         "result_files": ["file-1", "file-2"],
         "metrics": record["metrics"],
     }
+
+
+def test_the_base_evaluation_is_kept_on_the_job_and_said_in_an_event() -> None:
+    update = messages.base_evaluation({"type": "base_evaluation", "valid_loss": 3.5712})
+    assert update == Update(
+        {"base_valid_loss": 3.5712},
+        [
+            Event(
+                "Base model validation loss 3.571 before training.",
+                type="metrics",
+                data={"base_valid_loss": 3.5712},
+            )
+        ],
+    )
+
+
+def test_a_base_evaluation_without_a_number_changes_nothing_and_says_nothing() -> None:
+    for odd in (None, "3.57", True):
+        assert messages.base_evaluation({"type": "base_evaluation", "valid_loss": odd}) == Update()
+
+
+CHECKPOINT_LINE = {
+    "type": "checkpoint",
+    "step": 20,
+    "epoch": 1,
+    "path": "/data/jobs/ftjob-abc/checkpoints/step-20",
+    "files": [],
+}
+
+
+def _metrics(line_metrics: dict, job: dict) -> dict:
+    line = {**CHECKPOINT_LINE, "metrics": line_metrics}
+    record, event = messages.checkpoint(
+        line, JOB_ID, job, [], checkpoint_id="ftckpt-1", created_at=1234
+    )
+    assert event.data["metrics"] == record["metrics"]
+    return record["metrics"]
+
+
+def test_a_checkpoint_carries_the_base_validation_loss_from_the_worker_or_the_job() -> None:
+    measured = {"train_loss": 1.5, "valid_loss": 1.25, "base_valid_loss": 3.57}
+    assert _metrics(measured, JOB)["base_valid_loss"] == 3.57
+    # A worker resumed from a checkpoint that kept no figure: the job's own is used.
+    resumed = {"train_loss": 1.0, "valid_loss": 1.2, "base_valid_loss": None}
+    assert _metrics(resumed, {**JOB, "base_valid_loss": 3.5})["base_valid_loss"] == 3.5
+    # No figure anywhere (no validation file): no key rather than a null.
+    assert "base_valid_loss" not in _metrics(resumed, JOB)
+    assert "base_valid_loss" not in _metrics({"train_loss": 1.0}, {**JOB, "base_valid_loss": None})
 
 
 def test_success_names_the_model_and_takes_the_last_checkpoints_files() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.models import BUILTIN_MODEL_ID
+from engine.model_registry import BUILTIN_MODEL_ID
 from engine.training import loop
 from engine.training.events import CheckpointEvent, EpochEvent, SucceededEvent
 from engine.training.spec import TrainSpec

@@ -8,9 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.models import ModelNotFoundError
+from engine.model_registry import ModelNotFoundError
 from engine.training import loop
 from engine.training.events import (
+    BaseEvaluationEvent,
     CheckpointEvent,
     DatasetEvent,
     EpochEvent,
@@ -144,6 +145,40 @@ def test_resuming_from_a_checkpoint_continues_as_if_never_stopped(make_spec):
         of(whole, EpochEvent)[1].valid_loss, rel=1e-5
     )
     assert of(resumed, SucceededEvent)[0] == of(whole, SucceededEvent)[0]
+
+
+def test_the_base_validation_loss_is_measured_before_the_first_step(make_spec):
+    spec = make_spec(hyperparameters={"n_epochs": 2}, precision="float32")
+    events = run_job(spec)
+    kinds = [e.type for e in events]
+    assert kinds.index("base_evaluation") < kinds.index("progress")
+    [base] = of(events, BaseEvaluationEvent)
+    # What the epoch-end evaluation computes on the model as it was before training.
+    untrained = loop.setup(spec, lambda event: None)
+    expected = loop.evaluate(untrained, untrained.valid, spec.hyperparameters)
+    assert base.valid_loss == pytest.approx(expected, rel=1e-6)
+    assert of(events, EpochEvent)[-1].valid_loss != pytest.approx(expected, rel=1e-3)
+    assert [c.metrics.base_valid_loss for c in of(events, CheckpointEvent)] == [base.valid_loss] * 2
+
+
+def test_a_resumed_run_keeps_the_base_validation_loss_and_does_not_measure_it_again(
+    make_spec,
+):
+    whole = run_job(make_spec("whole", {"n_epochs": 2}))
+    [base] = of(whole, BaseEvaluationEvent)
+    first_checkpoint = Path(of(whole, CheckpointEvent)[0].path)
+
+    resumed = run_job(make_spec("resumed", {"n_epochs": 2}, resume_from=first_checkpoint))
+    assert of(resumed, BaseEvaluationEvent) == []
+    [checkpoint] = of(resumed, CheckpointEvent)
+    assert checkpoint.metrics.base_valid_loss == base.valid_loss
+
+
+def test_without_a_validation_file_there_is_no_base_figure(make_spec):
+    spec = make_spec(hyperparameters={"n_epochs": 1}).model_copy(update={"validation_file": None})
+    events = run_job(spec)
+    assert of(events, BaseEvaluationEvent) == []
+    assert of(events, CheckpointEvent)[0].metrics.base_valid_loss is None
 
 
 def test_learning_rate_warms_up_then_decays_to_zero(make_spec):

@@ -14,7 +14,13 @@ import pytest
 from pydantic import ValidationError
 
 from engine.training import loop, tracking
-from engine.training.events import EpochEvent, NoticeEvent, ProgressEvent, SucceededEvent
+from engine.training.events import (
+    BaseEvaluationEvent,
+    EpochEvent,
+    NoticeEvent,
+    ProgressEvent,
+    SucceededEvent,
+)
 from engine.training.spec import TrainSpec, WandbSpec
 from tests.engine.training.test_worker import REPO_ROOT, parse, save
 
@@ -55,8 +61,11 @@ class FakeWandb(types.ModuleType):
         self.runs: list[FakeRun] = []
         self.init_error: Exception | None = None
         self.fail_log_at: int | None = None
+        self.init_timeouts: list[str | None] = []
 
     def init(self, **settings: Any) -> FakeRun:
+        # What wandb itself reads for how long to wait for W&B.
+        self.init_timeouts.append(os.environ.get("WANDB_INIT_TIMEOUT"))
         if self.init_error is not None:
             raise self.init_error
         run = FakeRun(settings, self.fail_log_at)
@@ -74,6 +83,8 @@ def fake_wandb(monkeypatch: pytest.MonkeyPatch) -> FakeWandb:
     module = FakeWandb()
     monkeypatch.setitem(sys.modules, "wandb", module)
     monkeypatch.setenv("WANDB_API_KEY", KEY)
+    # Removed now and again after the test: the tracker sets it in this process.
+    monkeypatch.delenv("WANDB_INIT_TIMEOUT", raising=False)
     return module
 
 
@@ -106,6 +117,7 @@ def test_a_lora_job_logs_its_metrics_to_wandb_and_finishes_the_run(make_spec, fa
     assert config["lora"] is True and config["learning_rate"] == 1e-2
     assert config["model"] == "tiny-llama" and config["seed"] == spec.seed
     assert [(step, sorted(metrics)) for step, metrics in run.logged] == [
+        (0, ["epoch/valid_loss", "train/epoch"]),  # the model before training
         (1, PROGRESS),
         (2, PROGRESS),
         (3, PROGRESS),
@@ -121,7 +133,8 @@ def test_a_lora_job_logs_its_metrics_to_wandb_and_finishes_the_run(make_spec, fa
     assert [m["train/learning_rate"] for m in logged] == [e.learning_rate for e in progress]
     epochs = of(events, EpochEvent)
     valid = [m["epoch/valid_loss"] for _, m in run.logged if "epoch/valid_loss" in m]
-    assert valid == [e.valid_loss for e in epochs]
+    [base] = of(events, BaseEvaluationEvent)
+    assert valid == [base.valid_loss, *(e.valid_loss for e in epochs)]
     assert run.finished == [0]
     assert isinstance(events[-1], SucceededEvent)
 
@@ -157,12 +170,32 @@ def test_a_run_that_cannot_start_leaves_training_alone_and_the_reason_has_no_key
     )
 
 
+def test_w_and_b_gets_a_short_time_to_start_and_a_timeout_is_said_once(make_spec, fake_wandb):
+    # wandb's own wait is 90 s, and the job would wait with it.
+    fake_wandb.init_error = TimeoutError("Run initialization has timed out after 20.0 sec.")
+    events = run_job(wandb_spec(make_spec, hyperparameters={"n_epochs": 1}))
+    assert fake_wandb.init_timeouts == [str(tracking.INIT_TIMEOUT_S)] == ["20"]
+    assert isinstance(events[-1], SucceededEvent)
+    [notice] = of(events, NoticeEvent)
+    assert notice.level == "warn"
+    assert notice.message == (
+        "W&B logging was requested but W&B could not start a run (TimeoutError: Run "
+        "initialization has timed out after 20.0 sec.): metrics are in the job's events."
+    )
+
+
+def test_an_operators_own_wandb_init_timeout_is_kept(make_spec, fake_wandb, monkeypatch):
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "300")
+    run_job(wandb_spec(make_spec, hyperparameters={"n_epochs": 1}))
+    assert fake_wandb.init_timeouts == ["300"]
+
+
 def test_an_error_while_logging_stops_wandb_once_and_training_goes_on(make_spec, fake_wandb):
     fake_wandb.fail_log_at = 2
     events = run_job(wandb_spec(make_spec))
     assert isinstance(events[-1], SucceededEvent)
     [run] = fake_wandb.runs
-    assert [step for step, _ in run.logged] == [1]
+    assert [step for step, _ in run.logged] == [0, 1]  # the base figure, then step 1
     assert run.finished == [1]
     started, stopped = of(events, NoticeEvent)
     assert started.message.startswith("Logging metrics to W&B")
@@ -260,6 +293,7 @@ def test_the_worker_process_logs_with_the_key_from_its_environment_only(make_spe
     assert seen["key_sha256"] == hashlib.sha256(KEY.encode()).hexdigest()
     assert seen["init"]["project"] == "xgen" and seen["init"]["entity"] == "team"
     steps = [step for step, _ in seen["logged"]]
-    assert steps[0] == 1 and steps[-2:] == [3, 3]  # the last progress report, then the epoch's
+    # The base figure, the first progress report ... the last one, then the epoch's.
+    assert steps[:2] == [0, 1] and steps[-2:] == [3, 3]
     assert seen["finished"] == [0]
     assert KEY not in worker.stdout + worker.stderr + spec_path.read_text()

@@ -42,7 +42,13 @@ def test_a_spec_given_on_stdin_trains_and_ends_with_succeeded(make_spec, tmp_pat
     stdout, stderr = worker.communicate(str(spec_path) + "\n", timeout=120)
     lines = parse(stdout)
     assert worker.returncode == 0, stderr
-    assert [line["type"] for line in lines][:2] == ["dataset", "started"]
+    # The validation file's loss on the untrained model comes before the first step.
+    assert [line["type"] for line in lines][:4] == [
+        "dataset",
+        "started",
+        "base_evaluation",
+        "progress",
+    ]
     assert lines[-1] == {
         "type": "succeeded",
         "trained_tokens": lines[0]["tokens"],

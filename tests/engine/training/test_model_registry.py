@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.models import (
+from engine.model_registry import (
     BUILTIN_MODEL_ID,
     ModelNotFoundError,
     available_models,
