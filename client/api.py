@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from client._multipart import MultipartFile
 from client._retry import RETRY_STATUSES, Clock, RetryPolicy, Sleep, jittered
 from client.chat import ChatChunk, ChatCompletion, SSEError, sse_data
-from client.config import resolve_settings
+from client.config import resolve_price_config, resolve_settings
 from client.constants import (
     CONNECT_TIMEOUT_S,
     CREATE_DEDUPE_SCAN_LIMIT,
@@ -39,6 +39,7 @@ from client.constants import (
     FILE_POLL_MAX_S,
     FILE_WAIT_TIMEOUT_S,
 )
+from client.cost import PriceCache, TrainingPrice, api_price_in, free_price, price_for
 from client.deployments import (
     DELETED,
     Deployment,
@@ -66,7 +67,7 @@ from client.errors import (
     redact_text,
 )
 from client.events import RECENT_EVENTS, EventReader, FetchPage
-from client.hyperparameters import JobRequest, RangeProfile, profile_for_base_url
+from client.hyperparameters import LOCAL_ENGINE, JobRequest, RangeProfile, profile_for_base_url
 from client.models import Checkpoint, Event, FileObject, Job, Model, Page
 
 log = logging.getLogger("client")
@@ -788,6 +789,42 @@ class NebiusClient:
                 ) from None
         finally:
             await response.aclose()
+
+    # ------------------------------------------------------------------ training prices
+
+    @cached_property
+    def _prices(self) -> PriceCache:
+        # The overrides are read when a price is first needed: a typo in them fails the
+        # commands that show a cost (ConfigError naming the variable), not every call.
+        return PriceCache(resolve_price_config())
+
+    async def _price_listing(self) -> Any:
+        """`GET /v0/models`, once per client; None when it cannot give prices. Not retried,
+        and a failure that may pass (connection, 5xx, 429) is not kept: a price must never
+        hold up a job or a card, and the published rule stands in meanwhile."""
+        cache = self._prices
+        async with cache.lock:
+            if cache.loaded:
+                return cache.listing
+            try:
+                listing = await self._json("GET", self.v0_url + "models", retry=False)
+            except (APIConnectionError, APITimeoutError, ServerError, RateLimitError) as err:
+                log.warning("no training prices from the API for now (%s)", err)
+                return None
+            except NebiusError as err:  # 404, a refusal, not JSON: the rule stands in for good
+                log.info("no training prices from the API (%s)", err)
+                listing = None
+            cache.listing, cache.loaded = listing, True
+            return listing
+
+    async def training_price(self, model: str) -> TrainingPrice:
+        """What training `model` costs per million trained tokens (client.cost): free on
+        the local engine; else the API's price for it when `GET /v0/models` gives one, else
+        the configured or published price of its size band, else unknown."""
+        if self.range_profile.key == LOCAL_ENGINE.key:
+            return free_price(model)
+        config = self._prices.config
+        return price_for(model, config, api_price_in(await self._price_listing(), model))
 
 
 def _no_deployment_hint(full_name: str) -> str:

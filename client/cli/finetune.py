@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from client.api import NebiusClient
 from client.checkpoints import CheckpointNotFound, choose_checkpoint
@@ -31,6 +32,7 @@ from client.cli._output import (
     table,
 )
 from client.constants import DEPLOY_WAIT_TIMEOUT_S
+from client.cost import estimate_from_report, job_cost
 from client.errors import ConfigError, NebiusError
 from client.hyperparameters import (
     LOCAL_ENGINE,
@@ -44,6 +46,9 @@ from client.hyperparameters import (
     WandbSettings,
 )
 from client.models import Checkpoint, Event, FileObject, Job
+
+if TYPE_CHECKING:
+    from client.validation import ValidationReport
 
 # Replaced in tests so that `events --follow` does not wait for real.
 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -112,14 +117,17 @@ def _is_local(value: str) -> bool:
     return Path(value).exists() or value.endswith((".jsonl", ".json")) or os.sep in value
 
 
-def _validate_locally(args: argparse.Namespace, hyperparameters: Hyperparameters) -> None:
+def _validate_locally(
+    args: argparse.Namespace, hyperparameters: Hyperparameters
+) -> ValidationReport | None:
     """Check the local dataset files before uploading (together, so that examples shared
-    by training and validation are caught); a Nebius file id is not checked here."""
+    by training and validation are caught); a Nebius file id is not checked here. Returns
+    the report of valid files (None when nothing was checked)."""
     from client.validation import DatasetUnreadable, render_report, validate_file
 
     local = [v for v in (args.training_file, args.validation_file) if v and _is_local(v)]
     if not local or args.skip_validation:
-        return
+        return None
     training_local = _is_local(args.training_file)
     checked = Path(local[0])
     try:
@@ -135,7 +143,7 @@ def _validate_locally(args: argparse.Namespace, hyperparameters: Hyperparameters
         if not args.json:
             names = " and ".join(Path(v).name for v in local)
             print(f"{names}: valid ({report.format} format)", file=sys.stderr)
-        return
+        return report
     if args.json:
         print_json({"error": {"type": "InvalidDataset", "report": report.to_dict()}})
     else:
@@ -165,6 +173,21 @@ async def _upload(client: NebiusClient, value: str, args: argparse.Namespace) ->
     return uploaded.id
 
 
+async def _print_estimate(
+    client: NebiusClient, model: str, report: ValidationReport | None, epochs: int
+) -> None:
+    """The cost before anything is uploaded: the validator's token count × epochs."""
+    price = await client.training_price(model)
+    found = estimate_from_report(price, report, epochs) if report else None
+    if found is not None:
+        text = found.text
+    elif price.is_free:
+        text = price.text
+    else:
+        text = "none: the training file was not checked here (a file id, or --skip-validation)"
+    print(f"cost estimate: {text}", file=sys.stderr)
+
+
 async def cmd_create(client: NebiusClient, args: argparse.Namespace) -> int:
     # Check arguments and local files before spending time on uploads, with the ranges of
     # the server in use (the local engine's on a loopback NEBIUS_BASE_URL).
@@ -173,7 +196,9 @@ async def cmd_create(client: NebiusClient, args: argparse.Namespace) -> int:
     for value in (args.training_file, args.validation_file):
         if value and _is_local(value) and not Path(value).is_file():
             raise UsageError(f"{value}: no such file")
-    _validate_locally(args, checked.hyperparameters)
+    report = _validate_locally(args, checked.hyperparameters)
+    if not args.json:
+        await _print_estimate(client, args.model, report, checked.hyperparameters.n_epochs)
     training = await _upload(client, args.training_file, args)
     validation = await _upload(client, args.validation_file, args) if args.validation_file else None
     job = await client.create_job(
@@ -215,7 +240,7 @@ async def cmd_list(client: NebiusClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _job_lines(job: Job) -> list[str]:
+def _job_lines(job: Job, cost: str | None = None) -> list[str]:
     lines = [
         f"id:               {job.id}",
         f"status:           {job.status}",
@@ -227,6 +252,8 @@ def _job_lines(job: Job) -> list[str]:
         f"progress:         {_progress(job)}",
         f"trained tokens:   {job.trained_tokens if job.trained_tokens is not None else '-'}",
     ]
+    if cost is not None:
+        lines.append(f"cost:             {cost}")
     if job.fine_tuned_model:  # OpenAI and the local engine; Nebius deploys checkpoints instead
         lines.append(f"fine-tuned model: {job.fine_tuned_model}")
     if job.suffix:
@@ -245,7 +272,8 @@ async def cmd_status(client: NebiusClient, args: argparse.Namespace) -> int:
     if args.json:
         print_json(job.model_dump(mode="json"))
     else:
-        print("\n".join(_job_lines(job)))
+        price = await client.training_price(job.model or "")
+        print("\n".join(_job_lines(job, job_cost(price, job).text)))
     return EXIT_OK
 
 
@@ -384,6 +412,12 @@ async def cmd_chat(client: NebiusClient, args: argparse.Namespace) -> int:
     return await run_chat(client, args)
 
 
+async def cmd_compare(client: NebiusClient, args: argparse.Namespace) -> int:
+    from client.cli.compare import run_compare_command
+
+    return await run_compare_command(client, args)
+
+
 # ---------------------------------------------------------------------- parser
 
 
@@ -518,7 +552,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_chart)
     _add_deploy_commands(sub, common)
+    _add_compare_command(sub, common)
     return parser
+
+
+def _add_compare_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    from client.compare import DEFAULT_CONCURRENCY
+
+    p = sub.add_parser(
+        "compare",
+        parents=[common],
+        help="score the base and the fine-tuned model on the validation prompts",
+    )
+    p.add_argument("job")
+    p.add_argument(
+        "file", nargs="?", default=None, help="a chat JSONL (default: the job's validation file)"
+    )
+    p.add_argument("--base-model", default=None, metavar="MODEL", help="default: the job's model")
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="MODEL",
+        help="the fine-tuned model or deployment full name (default: the job's best "
+        "checkpoint on the local engine, the job's active deployment on Nebius)",
+    )
+    p.add_argument("--checkpoint", default=None, help="checkpoint id or step (default: the best)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"requests at a time (default {DEFAULT_CONCURRENCY})",
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="token limit per answer (default: from each reference's length)",
+    )
+    p.add_argument(
+        "--examples", type=int, default=3, metavar="K", help="examples shown side by side"
+    )
+    p.set_defaults(func=cmd_compare)
 
 
 def _add_deploy_commands(

@@ -10,6 +10,7 @@ import respx
 
 from client import NebiusClient
 from client.cli import finetune
+from client.deployments import v0_root
 from tests.client.conftest import API_KEY, BASE_URL, FakeTime, file_json, job_json
 from tests.client.event_server import BOTH_ORDERS, T0, EventServer
 
@@ -30,6 +31,9 @@ def nebius_env(monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime) -> None:
 @pytest.fixture
 def api() -> respx.MockRouter:
     with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        # No training prices from the API (the published ones apply); a test's own route
+        # for GET v0/models replaces this one.
+        router.get(v0_root(BASE_URL) + "models").respond(404)
         yield router
 
 

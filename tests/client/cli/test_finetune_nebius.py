@@ -12,6 +12,7 @@ import respx
 
 from client import NebiusClient
 from client.cli import finetune
+from client.deployments import v0_root
 from tests.client.conftest import API_KEY, BASE_URL, FakeTime
 from tests.client.nebius_objects import (
     CHECKPOINT_IDS,
@@ -45,6 +46,9 @@ def env(monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime, base_url: str) -> 
 @pytest.fixture
 def api(base_url: str) -> respx.MockRouter:
     with respx.mock(base_url=base_url, assert_all_called=False) as router:
+        # No training prices from the API (the published ones apply); a test's own route
+        # for GET v0/models replaces this one.
+        router.get(v0_root(base_url) + "models").respond(404)
         yield router
 
 
