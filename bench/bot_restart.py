@@ -42,8 +42,8 @@ from bench.bot_watch import free_port
 from bot.chat import Message, MessageRef
 from bot.clock import RealClock
 from bot.core.watcher import Watcher
-from bot.slack.chat import SlackChat
-from bot.store import Store
+from bot.slack.web_chat import SlackChat
+from bot.store import SQLiteStore, Store
 from client import NebiusClient
 
 TOKEN = "xoxb-bench"
@@ -199,7 +199,7 @@ def control(base: str, path: str, body: dict[str, Any] | None = None) -> dict[st
 def open_bot(
     base: str, db: Path, interval: float
 ) -> tuple[Store, SlackChat, NebiusClient, Watcher]:
-    store = Store(db)
+    store = SQLiteStore(db)
     # One HTTP session for every Web API call, as the bot keeps one (SlackBot.open).
     client = AsyncWebClient(token=TOKEN, base_url=f"{base}/api/")
     client.session = aiohttp.ClientSession()
@@ -226,7 +226,7 @@ async def run(args: argparse.Namespace, base: str) -> dict[str, Any]:
         db = Path(tmp) / "bot.sqlite3"
         store, chat, nebius, watcher = open_bot(base, db, args.interval)
         for i, job_id in enumerate(jobs):
-            store.add_watch(job_id, f"C{i % args.channels}", f"{i}.0", f"{i}.0", "U1")
+            await store.add_watch(job_id, f"C{i % args.channels}", f"{i}.0", f"{i}.0", "U1")
         started = time.monotonic()
         await watcher.poll_due()  # 1. everyone's first events
         first_round = time.monotonic() - started
@@ -234,9 +234,9 @@ async def run(args: argparse.Namespace, base: str) -> dict[str, Any]:
         for job_id in in_flight:  # 2. the crash, in the middle of these posts
             dying = DyingChat(chat, after_slack=job_id in reached)
             with contextlib.suppress(Crash):
-                await Watcher(store, dying, nebius).poll(store.watch(job_id))  # type: ignore
-        pending = len(store.pending_outbox())
-        store.close()
+                await Watcher(store, dying, nebius).poll(await store.watch(job_id))  # type: ignore
+        pending = len(await store.pending_outbox())
+        await store.close()
         await close_bot(chat, nebius)
         replies_before = control(base, "/stats")["replies"]
 
@@ -256,7 +256,7 @@ async def run(args: argparse.Namespace, base: str) -> dict[str, Any]:
         cpu = time.process_time() - cpu
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        store.close()
+        await store.close()
         await close_bot(chat, nebius)
     stats = control(base, "/stats")
     moves = sorted(

@@ -31,8 +31,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import RealClock
 from bot.core.watcher import Watcher
-from bot.slack.chat import SlackChat
-from bot.store import Store
+from bot.slack.web_chat import SlackChat
+from bot.store import SQLiteStore
 from client import NebiusClient
 
 TOKEN = "xoxb-bench"
@@ -53,6 +53,9 @@ def stand_ins(port: int, jobs: int, event_every: float, ready: Any) -> None:
     last_post: dict[str, float] = {}
     posted_upto: dict[str, int] = {}
     duplicates = [0]
+    lost = [0]  # events a reply skipped (its first event after a gap)
+    polled: dict[str, list[float]] = {}  # each job's status requests (wall clock)
+    threads: dict[tuple[str, str], list[dict[str, Any]]] = {}  # replies' metadata by thread
     rate_limited = 0
 
     def events_of(job_id: str) -> list[dict[str, Any]]:
@@ -71,6 +74,7 @@ def stand_ins(port: int, jobs: int, event_every: float, ready: Any) -> None:
     async def job(request: web.Request) -> web.Response:
         job_id = request.match_info["job_id"]
         requests["status"] += 1
+        polled.setdefault(job_id, []).append(time.time())
         return web.json_response({"id": job_id, "status": "running", "model": "m"})
 
     async def events(request: web.Request) -> web.Response:
@@ -93,18 +97,28 @@ def stand_ins(port: int, jobs: int, event_every: float, ready: Any) -> None:
                     {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"}
                 )
             last_post[channel] = now
-            payload = (args.get("metadata") or {}).get("event_payload", {})
+            metadata = args.get("metadata") or {}
+            payload = metadata.get("event_payload", {})
+            if args.get("thread_ts"):
+                thread = threads.setdefault((channel, args["thread_ts"]), [])
+                thread.append({"ts": f"{now:.6f}", "metadata": metadata})
             if payload.get("kind") == "events":
                 # The reply holds every event after the job's previous reply, up to this id.
                 job_id = payload["job_id"]
                 last = int(payload["last_event_id"].rsplit("-e", 1)[1])
                 first = posted_upto.get(job_id, -1) + 1
-                if last < first:
-                    duplicates[0] += 1  # an event posted twice
+                carried = int(payload["first_event_id"].rsplit("-e", 1)[1])
+                duplicates[0] += max(0, min(last, first - 1) - carried + 1)  # posted twice
+                lost[0] += max(0, carried - first)
                 posted_upto[job_id] = max(last, posted_upto.get(job_id, -1))
                 times = [start + phase[job_id] + n * event_every for n in range(first, last + 1)]
                 posted.append((channel, time.time(), times))
             return web.json_response({"ok": True, "channel": channel, "ts": f"{now:.6f}"})
+        if method == "conversations.replies":
+            # What a restart (or a takeover) reads back: the thread's replies and metadata.
+            asked = {**request.query, **args}  # the SDK asks with a GET
+            messages = threads.get((asked.get("channel", ""), asked.get("ts", "")), [])
+            return web.json_response({"ok": True, "messages": messages, "has_more": False})
         return web.json_response({"ok": True, "messages": [], "has_more": False})
 
     async def stats(request: web.Request) -> web.Response:
@@ -114,6 +128,8 @@ def stand_ins(port: int, jobs: int, event_every: float, ready: Any) -> None:
                 "posted": posted,
                 "rate_limited": rate_limited,
                 "duplicates": duplicates[0],
+                "lost": lost[0],
+                "polled": polled,
                 "delivered": sum(n + 1 for n in posted_upto.values()),
                 "emitted": {j: len(events_of(j)) for j in phase},
             }
@@ -135,9 +151,9 @@ async def watch(args: argparse.Namespace, port: int) -> dict[str, Any]:
     chat = SlackChat(client, bot_token=TOKEN, clock=RealClock())
     nebius = NebiusClient("bench-key", f"{base}/v1/", max_retries=2)
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "bot.sqlite3")
+        store = SQLiteStore(Path(tmp) / "bot.sqlite3")
         for i in range(args.jobs):
-            store.add_watch(f"job-{i}", f"C{i % args.channels}", f"{i}.0", f"{i}.0", "U1")
+            await store.add_watch(f"job-{i}", f"C{i % args.channels}", f"{i}.0", f"{i}.0", "U1")
         watcher = Watcher(store, chat, nebius, poll_s={"running": args.interval})
         watcher_started = time.monotonic()
         task = asyncio.create_task(watcher.run())
@@ -145,7 +161,7 @@ async def watch(args: argparse.Namespace, port: int) -> dict[str, Any]:
         task.cancel()
         elapsed = time.monotonic() - watcher_started
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        store.close()
+        await store.close()
     await chat.aclose()
     await nebius.aclose()
     return {"elapsed": elapsed, "rss_mb": rss_mb, "polls": watcher.polls}

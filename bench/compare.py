@@ -9,7 +9,10 @@ and the fine-tuned one (10 greedy generations), scoring every answer. Runs alter
 concurrency 1 and 2; the first run of all also loads both models into the engine and is
 reported on its own (cold), the medians are over the runs after it (warm).
 
-    .venv/bin/python -m bench.compare [--runs 3] [--concurrency 1,2] [--max-tokens N]
+    .venv/bin/python -m bench.compare [--runs 3] [--concurrency 1,2] [--max-tokens N] [--job ID]
+
+`--job` reuses a succeeded job of an earlier run (the engine's data stays in bench/out/compare)
+instead of training again: the compare timings alone.
 """
 
 from __future__ import annotations
@@ -103,6 +106,7 @@ def main() -> int:
     parser.add_argument(
         "--max-tokens", type=int, default=None, help="as `finetune compare --max-tokens`"
     )
+    parser.add_argument("--job", default=None, help="a succeeded job to reuse: no training")
     args = parser.parse_args()
     levels = [int(v) for v in args.concurrency.split(",") if v.strip()]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -119,9 +123,13 @@ def main() -> int:
     with EmbeddedEngine(DATA_DIR, device="cpu") as engine:
         os.environ["NEBIUS_BASE_URL"] = engine.base_url
         os.environ["NEBIUS_API_KEY"] = "unused"
-        with httpx.Client(base_url=engine.base_url + "/", timeout=600) as http:
-            job_id, trained = _train(http, BUILTIN_MODEL_ID)
-        print(f"1-epoch LoRA on 10 examples: {trained:.1f} s ({job_id})", flush=True)
+        if args.job:
+            job_id = args.job
+            print(f"reusing {job_id} (no training)", flush=True)
+        else:
+            with httpx.Client(base_url=engine.base_url + "/", timeout=600) as http:
+                job_id, trained = _train(http, BUILTIN_MODEL_ID)
+            print(f"1-epoch LoRA on 10 examples: {trained:.1f} s ({job_id})", flush=True)
         print(
             f"{torch.get_num_threads()} torch threads; compare = 5 prompts x 2 models", flush=True
         )

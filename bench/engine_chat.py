@@ -10,13 +10,18 @@ second (completion tokens over the whole call). The first engine call loads the 
 is reported on its own; medians are over the rounds after it. Both answers are compared:
 greedy decoding of the same weights must give the same text.
 
-    .venv/bin/python -m bench.engine_chat [--rounds 5] [--max-tokens 64]
+Then the batched row: `--batch` different prompts (5 by default) sent one after another, then
+all at once (the engine decodes them together): total completion tokens per second of each,
+and whether every concurrent answer is the same as its sequential one.
+
+    .venv/bin/python -m bench.engine_chat [--rounds 5] [--max-tokens 64] [--batch 5]
 """
 
 import argparse
 import os
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,16 @@ REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO / "bench" / "out" / "engine-chat"
 PROMPT = [
     {"role": "user", "content": "Write a short paragraph about the sea at night, for a child."}
+]
+BATCH_QUESTIONS = [
+    "Write a short paragraph about the sea at night, for a child.",
+    "Explain in a few sentences why the sky is blue.",
+    "Give three tips for writing a clear email.",
+    "Describe a cat sleeping in the sun.",
+    "What is a good name for a small bakery? Explain why.",
+    "Write two sentences about autumn leaves.",
+    "List four fruits and their colours.",
+    "How do you make a cup of tea?",
 ]
 
 
@@ -51,6 +66,38 @@ def _engine_round(sdk: Any, model: str, max_tokens: int) -> tuple[float, float, 
     total = time.perf_counter() - start
     tokens = usage.completion_tokens if usage is not None else 0
     return first or total, tokens / total, tokens, "".join(pieces)
+
+
+def _ask(sdk: Any, model: str, question: str, max_tokens: int) -> tuple[int, str]:
+    answer = sdk.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": question}],
+        temperature=0,
+        max_tokens=max_tokens,
+    )
+    return answer.usage.completion_tokens, answer.choices[0].message.content
+
+
+def _batched_row(sdk: Any, model: str, size: int, max_tokens: int) -> bool:
+    """`size` prompts one by one, then all at once: tokens/s of each, and the same answers?"""
+    questions = [BATCH_QUESTIONS[i % len(BATCH_QUESTIONS)] for i in range(size)]
+    start = time.perf_counter()
+    sequential = [_ask(sdk, model, q, max_tokens) for q in questions]
+    one_by_one = time.perf_counter() - start
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=size) as pool:
+        together = list(pool.map(lambda q: _ask(sdk, model, q, max_tokens), questions))
+    at_once = time.perf_counter() - start
+    tokens = sum(t for t, _ in sequential)
+    same = [a[1] for a in together] == [a[1] for a in sequential]
+    print(
+        f"{size} requests, {tokens} tokens: one by one {one_by_one:.1f} s "
+        f"({tokens / one_by_one:.1f} tok/s); at once {at_once:.1f} s "
+        f"({sum(t for t, _ in together) / at_once:.1f} tok/s), "
+        f"{one_by_one / at_once:.1f}x; same answers: {'yes' if same else 'NO'}",
+        flush=True,
+    )
+    return same
 
 
 def _generate_round(model: Any, tokenizer: Any, max_tokens: int) -> tuple[float, float, int, str]:
@@ -84,6 +131,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="bench.engine_chat")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=5, help="concurrent requests (0: none)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -123,13 +171,16 @@ def main() -> int:
                 f"({e[2]} tokens); generate {g[0] * 1000:.0f} ms, {g[1]:.1f} tok/s ({g[2]})",
                 flush=True,
             )
+        batched_same = (
+            _batched_row(sdk, BUILTIN_MODEL_ID, args.batch, args.max_tokens) if args.batch else True
+        )
     for name, results in rows.items():
         first = statistics.median(r[0] for r in results)
         rate = statistics.median(r[1] for r in results)
         print(f"{name:>8}: median {first * 1000:.0f} ms to first token, {rate:.1f} tokens/s")
     same = rows["engine"][-1][3] == rows["generate"][-1][3]
     print(f"same greedy answer from both: {'yes' if same else 'NO'}")
-    return 0 if same else 1
+    return 0 if same and batched_same else 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import SecretStr
 
 from bot.config import BotSettings
+from client.config import normalize_base_url
 
 if TYPE_CHECKING:
     from client import NebiusClient
@@ -76,7 +77,24 @@ class Backends:
             )
         else:
             nebius = f"Nebius: {self.nebius_base_url} (key from NEBIUS_API_KEY)"
-        return [slack, nebius, f"Database: {settings.database_path}", *self.notes]
+        return [slack, nebius, f"Database: {self.database}", *self.notes]
+
+    @property
+    def database(self) -> str:
+        """Where the state lives: the SQLite file, or the PostgreSQL server and database
+        (never the URL itself: it may carry a password)."""
+        url = self.settings.database_url
+        if url is None:
+            return str(self.settings.database_path)
+        import psycopg
+
+        from bot.store.postgres import database_address
+
+        try:
+            where = database_address(url.get_secret_value())
+        except psycopg.Error:
+            return "PostgreSQL (XGENLENS_DATABASE_URL, whose address cannot be read)"
+        return f"PostgreSQL at {where} (XGENLENS_DATABASE_URL)"
 
     @property
     def range_profile(self) -> RangeProfile:
@@ -133,7 +151,7 @@ def start_backends(
         raise BackendError(f"the local engine did not start: {error}") from None
     return Backends(
         settings,
-        engine.base_url.rstrip("/") + "/",
+        normalize_base_url(engine.base_url),
         SecretStr(key),
         engine=engine,
         engine_dir=engine_dir,

@@ -1,12 +1,13 @@
 """The one small interface the core talks to chat through.
 
-The Slack adapter (`bot.slack.chat.SlackChat`) implements it over the Web API; the console
+The Slack adapter (`bot.slack.web_chat.SlackChat`) implements it over the Web API; the console
 adapter implements it over a terminal. The core never imports `slack_bolt` or `slack_sdk`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,6 +69,24 @@ class FileTooLarge(ChatError):
     pass
 
 
+class PostFenced(Exception):
+    """A post not sent: the fence set around it (`post_fence`) said this process may no
+    longer post there (its lease is too old; another process may be posting in that thread)."""
+
+
+# Set around a post made under a lease (the watcher's): a chat that may wait before sending
+# (its pacing, a 429's Retry-After) calls `check_post_fence` right before each send, so a
+# post that waited past the lease is dropped, not sent after another process posted the same.
+post_fence: ContextVar[Callable[[], bool] | None] = ContextVar("post_fence", default=None)
+
+
+def check_post_fence() -> None:
+    """Raises PostFenced when the fence set for this post (if any) no longer lets it go."""
+    fence = post_fence.get()
+    if fence is not None and not fence():
+        raise PostFenced("this process's lease is too old to post; another may hold the watch")
+
+
 class Chat(Protocol):
     async def post(
         self, channel: str, message: Message, *, thread_ts: str | None = None
@@ -96,6 +115,12 @@ class Chat(Protocol):
 
     async def permalink(self, channel: str, ts: str) -> str | None:
         """A link a person can follow to the message, or None where the chat has none."""
+        ...
+
+    async def thread_metadata(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        """The metadata of the bot's own messages in a thread, oldest first: after a crash the
+        watcher reads back which of its posts arrived. Empty where the chat cannot read a
+        thread back (the console): then whatever was in flight is posted again."""
         ...
 
     async def file_info(self, file: SharedFile) -> SharedFile:

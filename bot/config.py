@@ -12,11 +12,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-DEFAULT_NEBIUS_BASE_URL = "https://api.tokenfactory.nebius.com/v1/"
+from client import ConfigError
+from client.config import normalize_base_url
+from client.constants import DEFAULT_BASE_URL
+
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 # Slack serves `url_private_download` from these hosts only; nothing else gets the bot token.
 SLACK_FILE_HOSTS = ("files.slack.com", "files-edge.slack.com", "files-origin.slack.com")
 DEFAULT_MAX_UPLOAD_MB = 512
+# How long a process's watches and job starts stay its own after its last renewal: one
+# killed without a word loses them this long after, and the others take them over.
+DEFAULT_LEASE_S = 30.0
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
 
 SlackMode = Literal["socket", "http", "none"]
 
@@ -42,22 +49,41 @@ class BotSettings(BaseModel):
     http_host: str = "0.0.0.0"
     http_port: int = 3000
     nebius_api_key: SecretStr | None = None
-    nebius_base_url: str = DEFAULT_NEBIUS_BASE_URL
+    nebius_base_url: str = DEFAULT_BASE_URL  # the client's, as the CLI tools use it
     wandb_api_key: SecretStr | None = None
     # Empty allowlist = everyone may; otherwise only the listed Slack ids.
     allowed_users: frozenset[str] = frozenset()
     allowed_channels: frozenset[str] = frozenset()
     data_dir: Path = Path("data")
     database_path: Path = Path("data/bot.sqlite3")
+    # PostgreSQL, shared by several bot processes; None: the SQLite file above. A secret: the
+    # URL may carry a password.
+    database_url: SecretStr | None = None
+    lease_s: float = Field(default=DEFAULT_LEASE_S, gt=0)
     max_upload_bytes: int = Field(default=DEFAULT_MAX_UPLOAD_MB * 1024 * 1024, gt=0)
     context_length: int = Field(default=8192, gt=0)
 
-    @field_validator("slack_api_url", "nebius_base_url")
+    @field_validator("nebius_base_url")
+    @classmethod
+    def _nebius_url(cls, value: str) -> str:
+        try:
+            return normalize_base_url(value)  # the client's rule, so both read a URL alike
+        except ConfigError as error:
+            raise ValueError(error.message) from None
+
+    @field_validator("slack_api_url")
     @classmethod
     def _url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https:// (got {value!r})")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(DATABASE_URL_SCHEMES):
+            raise ValueError("must be a postgresql:// URL (leave it unset for the SQLite file)")
+        return value
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:
@@ -73,6 +99,7 @@ class BotSettings(BaseModel):
             "allowed_channels": _csv(env.get("XGENLENS_ALLOWED_CHANNELS")),
             "data_dir": data_dir,
             "database_path": Path(env.get("XGENLENS_BOT_DB") or data_dir / "bot.sqlite3"),
+            "database_url": _secret(env.get("XGENLENS_DATABASE_URL")),
         }
         optional = {
             "slack_api_url": "SLACK_API_URL",
@@ -81,6 +108,7 @@ class BotSettings(BaseModel):
             "http_port": "PORT",
             "max_upload_bytes": "XGENLENS_MAX_UPLOAD_BYTES",
             "context_length": "XGENLENS_CONTEXT_LENGTH",
+            "lease_s": "XGENLENS_LEASE_S",
         }
         for field, var in optional.items():
             if env.get(var, "").strip():
@@ -115,6 +143,7 @@ class BotSettings(BaseModel):
             self.slack_signing_secret,
             self.nebius_api_key,
             self.wandb_api_key,
+            self.database_url,
         )
         return tuple(f.get_secret_value() for f in fields if f is not None)
 

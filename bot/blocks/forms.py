@@ -110,11 +110,13 @@ def create_job_view(
     validation: str | None = None,
     wandb_configured: bool = False,
     profile: RangeProfile = NEBIUS,
+    cost_note: str | None = None,
 ) -> dict[str, Any]:
     """The modal; `uploads` come valid first, and `private_metadata` remembers the channel.
 
     `wandb_configured`: the bot has a W&B key, so a W&B project can be logged to.
     `profile`: the ranges of the server in use, shown under each field.
+    `cost_note`: the estimate for the training file it was opened from (bot.blocks.cost).
     """
     defaults = Hyperparameters()
     blocks: list[dict[str, Any]] = []
@@ -126,6 +128,8 @@ def create_job_view(
     file_options = [_upload_option(u) for u in uploads][:100]
     if file_options:
         blocks.append(_select("training", "Training file", file_options, training))
+        if cost_note:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": cost_note}]})
     else:
         blocks.append(
             {

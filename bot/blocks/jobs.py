@@ -5,10 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.blocks.best import best_mark, improvement_text
+from bot.blocks.charts import chart_button
 from bot.blocks.common import SECTION_LIMIT, actions, button, clip, code_block, context, section
+from bot.blocks.compare import compare_button
+from bot.blocks.cost import cost_field
+from bot.blocks.deploy import deploy_button, full_fine_tune_text
+from bot.blocks.failures import failure_text
 from bot.blocks.ids import Actions
+from bot.blocks.retry import JobLinks, links_lines, retry_buttons
 from bot.chat import Message
 from client import Checkpoint, Event, Job, Model
+from client.checkpoints import best_checkpoint
+from client.deployments import is_lora
 from client.sizes import human_size
 
 STATUS_ICONS = {
@@ -49,8 +58,12 @@ CANCEL_CONFIRM = {
 }
 
 
-def job_card_message(job: Job) -> Message:
-    """The job card: the latest state of one job, with its buttons."""
+def job_card_message(
+    job: Job, *, cost: str | None = None, links: JobLinks | None = None
+) -> Message:
+    """The job card: the latest state of one job, with its buttons. `cost`: its estimate and
+    running or final cost (bot.core.costs), when known; `links`: the job it retries and its
+    retries (bot.core.retry_links)."""
     hp = job.effective_hyperparameters  # top level, or under `method` (Nebius)
     params = ", ".join(f"{k}={hp[k]}" for k in KEY_HYPERPARAMETERS if k in hp) or "defaults"
     files = f"training `{job.training_file or '-'}`"
@@ -62,12 +75,16 @@ def job_card_message(job: Job) -> Message:
         f"*Files:* {files}",
         f"*Hyperparameters:* {params}",
         f"*Progress:* {_progress(job)}",
+        *cost_field(cost),
         f"*Created:* {when(job.created_at)}   *Finished:* {when(job.finished_at)}",
     ]
     if job.fine_tuned_model:
         fields.append(f"*Fine-tuned model:* `{job.fine_tuned_model}`")
     if job.error and (job.error.message or job.error.code):
         fields.append(f"*Error:* {job.error.message or job.error.code}")
+    if why := failure_text(job):  # the reason in plain words, and the likely fix
+        fields.append(why)
+    fields.extend(links_lines(links))
     blocks: list[dict[str, Any]] = [section(f"*Fine-tuning job `{job.id}`*\n" + "\n".join(fields))]
     buttons = [button("Refresh", Actions.REFRESH_JOB, job.id)]
     if not job.is_terminal:
@@ -83,6 +100,10 @@ def job_card_message(job: Job) -> Message:
     if job.status == "succeeded":
         # No checkpoint id: the click downloads the best one into the card's thread.
         buttons.append(button("Download", Actions.DOWNLOAD_CHECKPOINT, f"{job.id}:"))
+        if is_lora(job) is not False:  # a full fine-tune does not deploy serverless
+            buttons.append(deploy_button(job.id))
+    buttons.extend(chart_button(job))
+    buttons.extend(retry_buttons(job, links))
     blocks.append(actions(*buttons))
     text = f"Job {job.id}: {job.status} ({job.model or 'model unknown'})"
     return Message(text=text, blocks=blocks, metadata={"job_id": job.id, "kind": "card"})
@@ -169,13 +190,18 @@ def cancelled_message(job: Job, user: str) -> Message:
     return Message(text=text, blocks=[section(text)])
 
 
-def job_starting_message(plan: Any, user: str) -> Message:
-    """The thread's parent until the job exists; then it becomes the job card."""
+def job_starting_message(plan: Any, user: str, *, estimate: str | None = None) -> Message:
+    """The thread's parent until the job exists; then it becomes the job card. `estimate`:
+    what it should cost (bot.blocks.cost.start_cost_text), before anything is paid for."""
     files = f"`{plan.training.name}`"
     if plan.validation is not None:
         files += f" (validation `{plan.validation.name}`)"
     text = f":rocket: <@{user}> is starting a fine-tuning job: `{plan.model}` on {files}."
-    return Message(text=text, blocks=[section(text)])
+    blocks = [section(text)]
+    if estimate:
+        blocks.append(context(f":moneybag: {estimate}"))
+        text += f"\n{estimate}"
+    return Message(text=text, blocks=blocks)
 
 
 def job_step_message(text: str) -> Message:
@@ -313,8 +339,12 @@ def job_gone_message(job_id: str) -> Message:
     return Message(text=text, blocks=[section(text)], metadata={"job_id": job_id, "kind": "card"})
 
 
-def job_summary_message(job: Job, checkpoints: list[Checkpoint], user: str | None) -> Message:
-    """The end of a job: outcome, checkpoints with metrics and Download buttons, a mention."""
+def job_summary_message(
+    job: Job, checkpoints: list[Checkpoint], user: str | None, *, cost: str | None = None
+) -> Message:
+    """The end of a job: outcome, checkpoints with metrics and Download buttons (the best one
+    marked, with the reason), the change from the base model's validation loss where the
+    server gives that figure, the cost, Deploy (LoRA) and a mention."""
     who = f"<@{user}> " if user else ""
     if job.status == "succeeded":
         head = f":white_check_mark: {who}job `{job.id}` succeeded."
@@ -326,10 +356,12 @@ def job_summary_message(job: Job, checkpoints: list[Checkpoint], user: str | Non
     else:
         head = f":no_entry_sign: {who}job `{job.id}` was {job.status}."
     blocks: list[dict[str, Any]] = [section(head)]
+    best = best_checkpoint(checkpoints)
     for cp in checkpoints[-10:]:
+        mark = f"  {best_mark(best)}" if best is not None and best.id == cp.id else ""
         blocks.append(
             {
-                **section(f"*Step {cp.step_number:,}* `{cp.id}`: {_metrics(cp.metrics)}"),
+                **section(f"*Step {cp.step_number:,}* `{cp.id}`: {_metrics(cp.metrics)}{mark}"),
                 "accessory": button("Download", Actions.DOWNLOAD_CHECKPOINT, f"{job.id}:{cp.id}"),
             }
         )
@@ -339,6 +371,21 @@ def job_summary_message(job: Job, checkpoints: list[Checkpoint], user: str | Non
                 f"{len(checkpoints) - 10} earlier checkpoints: `/finetune checkpoints {job.id}`"
             )
         )
+    if best is not None:
+        notes = [f"Best checkpoint: step {best.step:,} `{best.id}`"]
+        if improved := improvement_text(job, checkpoints, best):
+            notes.append(improved)
+        blocks.append(context("; ".join(notes) + "."))
+    if cost:
+        blocks.append(context(cost_field(cost)[0]))
+    if job.status == "succeeded":
+        # What to do with the fine-tuned model, in one row.
+        row = [compare_button(job.id)]
+        if is_lora(job) is False:
+            blocks.append(context(f":information_source: {full_fine_tune_text(job.id)}"))
+        elif best is not None:
+            row.insert(0, deploy_button(job.id, best.id, label="Deploy best checkpoint"))
+        blocks.append(actions(*row))
     return Message(text=head, blocks=blocks, metadata={"job_id": job.id, "kind": "summary"})
 
 

@@ -1,32 +1,37 @@
 """Short notices: usage, refusals, errors."""
 
+from collections.abc import Iterable
+
 from bot.blocks.common import actions, button, code_block, context, section
 from bot.blocks.ids import Actions
 from bot.chat import Message
 
-USAGE = """\
-/finetune help                          this help
-/finetune models                        models you can fine-tune
-/finetune create                        open the form (or give everything inline:)
-/finetune create model=M training=FILE [validation=FILE] [epochs=3] [batch_size=8]
-                 [learning_rate=1e-5] [lora=true] [suffix=S] [seed=N] ...
-                 [wandb_project=P [wandb_name=N] [wandb_entity=E]]  (key: WANDB_API_KEY)
-/finetune list                          recent jobs
-/finetune status JOB                    a job's card
-/finetune events JOB                    a job's latest events
-/finetune checkpoints JOB               a job's checkpoints and metrics
-/finetune download JOB [CHECKPOINT]     a checkpoint's files (default: the best)
-/finetune cancel JOB                    cancel a job (asks first)
-/finetune watch JOB                     follow a job started elsewhere in a new thread
-FILE is a Slack file id or the name of a recent .jsonl upload in this channel."""
+# Where each usage line's summary starts: the syntax is padded to this width.
+USAGE_COLUMN = 40
 
 
-def usage_message(problem: str | None = None) -> Message:
+def usage_text(entries: Iterable[tuple[str, str]], footer: str = "") -> str:
+    """The help's layout: `/finetune SYNTAX   summary`, one entry a line; a syntax's further
+    lines (a long `create`) are indented under the verb's first argument."""
+    lines = []
+    for syntax, summary in entries:
+        first, *more = syntax.split("\n")
+        head = f"/finetune {first}"
+        lines.append(f"{head:<{USAGE_COLUMN - 1}} {summary}" if summary else head)
+        indent = " " * len(f"/finetune {first.split()[0]} ")
+        lines += [indent + line for line in more]
+    if footer:
+        lines.append(footer)
+    return "\n".join(lines)
+
+
+def usage_message(usage: str, problem: str | None = None) -> Message:
+    """`usage` (bot.core.commands.HELP, rendered from its table of verbs), after `problem`."""
     blocks = []
     if problem:
         blocks.append(section(f":warning: {problem}"))
-    blocks.append(code_block(USAGE))
-    text = f"{problem}\n{USAGE}" if problem else USAGE
+    blocks.append(code_block(usage))
+    text = f"{problem}\n{usage}" if problem else usage
     return Message(text=text, blocks=blocks)
 
 

@@ -20,11 +20,12 @@ from typing import Any, Protocol
 
 from bot.chat import SharedFile
 from bot.clock import Clock, RealClock
-from bot.console.chat import CHANNEL, Action, ConsoleChat, Form
 from bot.console.forms import FormCancelled, fill_form, form_title
+from bot.console.home_text import home_text
 from bot.console.render import text_object
 from bot.console.screen import Screen
-from bot.core import Bot, ButtonClick, CommandRequest
+from bot.console.terminal_chat import CHANNEL, Action, ConsoleChat, Form
+from bot.core import Bot, ButtonClick, CommandRequest, FormSubmission
 from client import NebiusClient, NebiusError
 
 PROMPT = "xgenlens> "
@@ -40,6 +41,7 @@ Type what you would do in Slack:
   upload PATH [comment]          share a local file in the channel, as if uploaded to Slack
   click N                        press button [N] (or: click LABEL, the latest button so named)
   wait [SECONDS]                 wait until the jobs shown so far have ended (default 1 hour)
+  home                           your jobs and deployments, as the bot's Slack Home tab shows them
   help                           this help
   quit                           stop the bot (Ctrl-D too)
 $JOB stands for the latest job shown, e.g. `/finetune events $JOB`.
@@ -240,6 +242,8 @@ class Console:
             await self.click(rest.strip(), source)
         elif word == "wait":
             await self.wait(rest.strip())
+        elif word == "home":
+            await self.home()
         elif word in ("help", "?"):
             self.say(HELP)
         else:
@@ -366,12 +370,14 @@ class Console:
             line_number = self._lines
             token = LINE.set(line_number)
             try:
-                errors = self.bot.form_submitted(
-                    callback_id=str(form.view.get("callback_id", "")),
-                    private_metadata=str(form.view.get("private_metadata", "")),
-                    values=values,
-                    user=self.chat.user,
-                    trigger_id=form.trigger_id,
+                errors = await self.bot.form_submitted(
+                    FormSubmission(
+                        callback_id=str(form.view.get("callback_id", "")),
+                        private_metadata=str(form.view.get("private_metadata", "")),
+                        values=values,
+                        user=self.chat.user,
+                        trigger_id=form.trigger_id,
+                    )
                 )
             finally:
                 LINE.reset(token)
@@ -388,10 +394,14 @@ class Console:
 
     async def _watches_finished(self, jobs: list[str], deadline: float) -> None:
         """Lets the watcher post its last words (the summary) on the jobs that ended."""
-        while any(w.job_id in jobs for w in self.bot.store.active_watches()):
+        while any(w.job_id in jobs for w in await self.bot.store.active_watches()):
             if self.clock.monotonic() >= deadline:
                 return
             await self.clock.sleep(WATCH_POLL_S)
+
+    async def home(self) -> None:
+        """The Home tab Slack would show this person, as text (read now, not debounced)."""
+        self.say(home_text(await self.bot.home.builder.build(self.chat.user)))
 
     async def wait(self, rest: str) -> None:
         try:

@@ -21,11 +21,11 @@ from pydantic import ValidationError
 from bot.backends import BackendError, Backends, start_backends
 from bot.clock import Clock
 from bot.config import BotSettings
-from bot.console.chat import ConsoleChat
 from bot.console.loop import DEFAULT_SETTLE_S, PROMPT, Console, KeyboardInput, ScriptInput
 from bot.console.screen import Screen, TerminalScreen
+from bot.console.terminal_chat import ConsoleChat
 from bot.core import Bot
-from bot.store import Store
+from bot.store import store_for
 
 DOWNLOADS_FOLDER = "downloads"
 # Where the files shared with `upload PATH` are, so a later session can still use them.
@@ -156,9 +156,12 @@ async def run_console(
         downloads,
         user_name=user_name or _user_name(),
         files_index=backends.settings.data_dir / FILES_INDEX,
+        clock=clock,
     )
     nebius = backends.client()
-    bot = Bot(backends.settings, Store(backends.settings.database_path), chat, nebius)
+    store = store_for(backends.settings)
+    await store.open()
+    bot = Bot(backends.settings, store, chat, nebius)
     console = Console(bot, chat, nebius=nebius, settle_s=settle_s, clock=clock)
     # Resumes the watches of earlier sessions too: their threads continue here.
     bot.start_watching()

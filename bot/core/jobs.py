@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.blocks.cost import start_cost_text
 from bot.blocks.forms import WANDB_MAX_CHARS
 from bot.blocks.jobs import (
     duplicate_request_message,
@@ -29,10 +30,11 @@ from bot.blocks.notices import (
     start_interrupted_step_message,
     start_unresolved_message,
     started_again_message,
-    usage_message,
 )
 from bot.chat import Chat, ChatError, Message, MessageRef
 from bot.config import BotSettings
+from bot.core.costs import Costs
+from bot.core.retry_links import card_message, link_retry
 from bot.core.uploads import sha256_of, shared_file_of
 from bot.store import PendingStart, Store, Upload
 from client import (
@@ -46,7 +48,13 @@ from client import (
     WandbIntegration,
     WandbSettings,
 )
-from client.hyperparameters import NEBIUS, RangeProfile
+from client.hyperparameters import (
+    NEBIUS,
+    SUFFIX_MAX_CHARS,
+    RangeProfile,
+    describe_rule,
+    suffix_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +93,8 @@ class CreatePlan:
     seed: int | None = None
     # project, name, entity for a W&B integration; None: no W&B logging.
     wandb: dict[str, str] | None = None
+    # The failed or cancelled job this one retries (bot.core.retry); linked both ways.
+    retry_of: str | None = None
 
 
 def request_fingerprint(plan: CreatePlan, *, user: str, channel: str) -> str:
@@ -108,6 +118,8 @@ def request_fingerprint(plan: CreatePlan, *, user: str, channel: str) -> str:
         "seed": plan.seed,
         "wandb": plan.wandb,
     }
+    if plan.retry_of:  # a retry is not a duplicate of the job it retries
+        content["retry_of"] = plan.retry_of
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
@@ -125,20 +137,21 @@ def plan_record(plan: CreatePlan) -> dict[str, Any]:
         "suffix": plan.suffix,
         "seed": plan.seed,
         "wandb": plan.wandb,
+        "retry_of": plan.retry_of,
     }
 
 
-def plan_from_record(store: Store, channel: str, record: dict[str, Any]) -> CreatePlan:
+async def plan_from_record(store: Store, channel: str, record: dict[str, Any]) -> CreatePlan:
     """A stored plan made whole again, its files checked as for a new request (RequestError
     when one is gone or no longer valid). Its settings were checked when it was made."""
     try:
         hyperparameters = Hyperparameters.restore(record["hyperparameters"])
     except (KeyError, ValueError):
         raise RequestError("the stored request cannot be read; type it again") from None
-    training = resolve_upload(store, channel, record["training"], "training")
+    training = await resolve_upload(store, channel, record["training"], "training")
     validation = None
     if record.get("validation"):
-        validation = resolve_upload(store, channel, record["validation"], "validation")
+        validation = await resolve_upload(store, channel, record["validation"], "validation")
     return CreatePlan(
         model=record["model"],
         training=training,
@@ -147,6 +160,7 @@ def plan_from_record(store: Store, channel: str, record: dict[str, Any]) -> Crea
         suffix=record.get("suffix"),
         seed=record.get("seed"),
         wandb=record.get("wandb"),
+        retry_of=record.get("retry_of"),
     )
 
 
@@ -175,7 +189,22 @@ class StartAgain:
     channel: str
 
 
-def plan_from_options(
+def seed_problem(seed: str | None, profile: RangeProfile) -> str | None:
+    """What is wrong with a typed seed, by the client's range for it; None when it is fine."""
+    if seed is None or (seed.isdigit() and profile.check("seed", int(seed)) is None):
+        return None
+    rule = describe_rule(profile.ranges["seed"])
+    return f"seed must be a whole number {rule} {profile.where} (got {seed!r})"
+
+
+def suffix_problem(suffix: str | None, profile: RangeProfile) -> str | None:
+    """What is wrong with a suffix (the client's limit); None when it is fine."""
+    if suffix is None or len(suffix) <= SUFFIX_MAX_CHARS:
+        return None
+    return suffix_error(len(suffix), profile)
+
+
+async def plan_from_options(
     store: Store, channel: str, options: dict[str, str], profile: RangeProfile = NEBIUS
 ) -> CreatePlan:
     """`model=... training=... epochs=2 ...` -> a checked plan (`profile`'s ranges), or
@@ -194,21 +223,19 @@ def plan_from_options(
         hyperparameters = Hyperparameters.build(profile, **values)
     except HyperparameterError as error:
         raise RequestError(error.message) from None
-    seed = options.get("seed")
-    if seed is not None and not (seed.isdigit() and int(seed) < 2**31):
-        raise RequestError(f"seed must be a whole number in [0, 2147483647] (got {seed!r})")
-    suffix = options.get("suffix")
-    if suffix is not None and len(suffix) > 64:
-        raise RequestError("suffix must be at most 64 characters")
+    seed, suffix = options.get("seed"), options.get("suffix")
+    problem = seed_problem(seed, profile) or suffix_problem(suffix, profile)
+    if problem:
+        raise RequestError(problem)
     wandb = {field: options[k] for k, field in WANDB_OPTIONS.items() if options.get(k)}
     if wandb and "project" not in wandb:
         raise RequestError(
             "W&B logging needs wandb_project= (wandb_name= and wandb_entity= are optional)"
         )
-    training = resolve_upload(store, channel, options["training"], "training")
+    training = await resolve_upload(store, channel, options["training"], "training")
     validation = None
     if options.get("validation"):
-        validation = resolve_upload(store, channel, options["validation"], "validation")
+        validation = await resolve_upload(store, channel, options["validation"], "validation")
     return CreatePlan(
         model=options["model"],
         training=training,
@@ -220,7 +247,7 @@ def plan_from_options(
     )
 
 
-def plan_from_form(
+async def plan_from_form(
     store: Store,
     channel: str,
     options: dict[str, str],
@@ -241,22 +268,23 @@ def plan_from_form(
             Hyperparameters.build(profile, **{name: options[name]})
         except HyperparameterError as error:
             errors[name] = error.message
-    seed = options.get("seed")
-    if seed is not None and not (seed.isdigit() and int(seed) < 2**31):
-        errors["seed"] = "The seed must be a whole number in [0, 2147483647]."
-    if len(options.get("suffix", "")) > 64:
-        errors["suffix"] = "At most 64 characters."
+    for name, problem in (
+        ("seed", seed_problem(options.get("seed"), profile)),
+        ("suffix", suffix_problem(options.get("suffix"), profile)),
+    ):
+        if problem:
+            errors[name] = problem
     if not options.get("training"):
         errors["validation"] = "There is no training file: share a .jsonl in the channel first."
     for role in ("training", "validation"):
         if options.get(role) and role not in errors:
             try:
-                resolve_upload(store, channel, options[role], role)
+                await resolve_upload(store, channel, options[role], role)
             except RequestError as error:
                 errors[role] = str(error)[:150]
     if errors:
         return None, errors
-    return plan_from_options(store, channel, options, profile), {}
+    return await plan_from_options(store, channel, options, profile), {}
 
 
 def _wandb_errors(options: dict[str, str], configured: bool) -> dict[str, str]:
@@ -282,11 +310,11 @@ def _wandb_errors(options: dict[str, str], configured: bool) -> dict[str, str]:
     return {}
 
 
-def resolve_upload(store: Store, channel: str, ref: str, role: str) -> Upload:
+async def resolve_upload(store: Store, channel: str, ref: str, role: str) -> Upload:
     """A file named by Slack file id, or by the name of a recent upload in the channel."""
-    upload = store.upload(ref)
+    upload = await store.upload(ref)
     if upload is None:
-        named = [u for u in store.recent_uploads(channel, limit=200) if u.name == ref]
+        named = [u for u in await store.recent_uploads(channel, limit=200) if u.name == ref]
         # Newest valid one first (recent_uploads lists valid first).
         upload = named[0] if named else None
     if upload is None:
@@ -329,7 +357,7 @@ class JobStarter:
         """Runs the whole request; returns the job id, or None when it failed or was refused
         as a duplicate (and said so)."""
         fingerprint = request_fingerprint(plan, user=user, channel=channel)
-        earlier = self.store.claim_content(
+        earlier = await self.store.claim_content(
             fingerprint,
             key,
             user_id=user,
@@ -340,7 +368,7 @@ class JobStarter:
         if earlier is not None:
             if earlier.job_id is not None:
                 # A redelivery of this request is answered with the job it duplicates.
-                self.store.finish_request(key, earlier.job_id)
+                await self.store.finish_request(key, earlier.job_id)
             age = max(0.0, self.store.now() - earlier.updated_at)
             link = None
             if earlier.channel and earlier.thread_ts:
@@ -365,13 +393,13 @@ class JobStarter:
             raise
         except Exception:
             # A failure, not a crash: nothing to resume at the next start.
-            self.store.end_start(key)
+            await self.store.end_start(key)
             raise
         finally:
             self.starting.discard(fingerprint)
             if job_id is None and not interrupted:
                 # No job: the same request may be made again at once.
-                self.store.release_content(fingerprint, key)
+                await self.store.release_content(fingerprint, key)
         return job_id
 
     async def _start(
@@ -379,13 +407,17 @@ class JobStarter:
     ) -> str | None:
         # Recorded before anything is said or sent, so a crash at any point is resolved at
         # the next start (resolve_interrupted).
-        self.store.begin_start(key, fp, channel=channel, user_id=user, plan=plan_record(plan))
-        parent = await self.chat.post(channel, job_starting_message(plan, user))
-        self.store.content_thread(fp, key, channel, parent.ts)
+        await self.store.begin_start(key, fp, channel=channel, user_id=user, plan=plan_record(plan))
+        costs = Costs(self.store, self.nebius)
+        guess = await costs.plan_estimate(plan.model, plan.training, plan.hyperparameters.n_epochs)
+        parent = await self.chat.post(
+            channel, job_starting_message(plan, user, estimate=start_cost_text(guess))
+        )
+        await self.store.content_thread(fp, key, channel, parent.ts)
         step = await self.chat.post(
             channel, job_step_message("Uploading the data to Nebius…"), thread_ts=parent.ts
         )
-        self.store.start_messages(key, parent.ts, step.ts)
+        await self.store.start_messages(key, parent.ts, step.ts)
         try:
             integrations = self._integrations(plan)  # before any upload: fail fast
             training_id = await self._nebius_file(plan.training, step)
@@ -403,22 +435,33 @@ class JobStarter:
                 integrations=integrations,
             )
             # From here a job may exist even if no answer comes: a restart looks for it.
-            self.store.start_creating(key, request_record(request))
+            await self.store.start_creating(key, request_record(request))
             job = await self.nebius.create_job(request, file_wait_timeout=self.file_wait_timeout)
         except (NebiusError, ChatError, WandbNotConfigured) as error:
-            self.store.end_start(key)
-            self.store.release_request(key)
+            await self.store.end_start(key)
+            await self.store.release_request(key)
             hint = getattr(error, "hint", None)
             await self.chat.update(step, job_start_failed_message(error.message, hint))
             return None
-        self.store.finish_request(key, job.id)
-        self.store.finish_content(fp, key, job.id)
-        self.store.add_watch(job.id, channel, parent.ts, parent.ts, user)
-        self.store.end_start(key)
+        await self.store.finish_request(key, job.id)
+        await self.store.finish_content(fp, key, job.id)
+        await self.store.add_watch(job.id, channel, parent.ts, parent.ts, user)
+        # What it was started from, for Retry (and, for a retry, the job it retries).
+        record = plan_record(plan)
+        await self.store.remember_job(
+            job.id, channel=channel, user_id=user, plan=record, retry_of=plan.retry_of
+        )
+        await self.store.end_start(key)
         if self.on_watch is not None:
             self.on_watch()
-        await self.chat.update(parent, job_card_message(job))
+        cost = await costs.card_text(job)
+        await self.chat.update(parent, await card_message(self.store, job, cost=cost))
         await self.chat.update(step, job_step_message(f"Job `{job.id}` created."))
+        if plan.retry_of:
+            await link_retry(
+                self.store, self.chat, self.nebius, old_job_id=plan.retry_of,
+                new_job_id=job.id, where=parent, user=user,
+            )  # fmt: skip
         return job.id
 
     # ---------------------------------------------------------------- after a restart
@@ -427,7 +470,7 @@ class JobStarter:
         """Every start an earlier process left unfinished (a crash, a shutdown mid-start):
         the job it created is found on Nebius and followed, or the start is said to be
         interrupted and offered again. Never a second job for one request."""
-        for start in self.store.unfinished_starts():
+        for start in await self.store.unfinished_starts():
             try:
                 await self._resolve(start)
             except Exception:
@@ -438,7 +481,7 @@ class JobStarter:
         if start.phase == "creating" and start.request is not None:
             request = JobRequest.model_validate(start.request)
             sent_at = start.create_sent_at if start.create_sent_at is not None else 0.0
-            others = self.store.jobs_watched_elsewhere(start.channel, start.message_ts)
+            others = await self.store.jobs_watched_elsewhere(start.channel, start.message_ts)
             try:
                 job = await self.nebius.find_created_job(request, sent_at=sent_at, exclude=others)
             except NebiusError as error:
@@ -451,8 +494,8 @@ class JobStarter:
                 await self._attach(start, job)
                 return
         # No job from it: the same request may be made again at once.
-        self.store.release_content(start.fingerprint, start.request_key)
-        self.store.start_interrupted(start.request_key)
+        await self.store.release_content(start.fingerprint, start.request_key)
+        await self.store.start_interrupted(start.request_key)
         message = start_interrupted_message(
             start.user_id,
             plan_summary(start.plan),
@@ -470,11 +513,18 @@ class JobStarter:
         thread = start.message_ts
         if thread is None:  # no message was posted before the crash: the card is a new one
             thread = (await self.chat.post(start.channel, job_card_message(job))).ts
-        self.store.finish_request(key, job.id)
-        self.store.finish_content(fp, key, job.id)
-        if self.store.watch(job.id) is None:  # a crash after the watch was added: keep it
-            self.store.add_watch(job.id, start.channel, thread, thread, start.user_id)
-        self.store.end_start(key)
+        await self.store.finish_request(key, job.id)
+        await self.store.finish_content(fp, key, job.id)
+        if await self.store.watch(job.id) is None:  # a crash after the watch was added: keep it
+            await self.store.add_watch(job.id, start.channel, thread, thread, start.user_id)
+        await self.store.remember_job(
+            job.id,
+            channel=start.channel,
+            user_id=start.user_id,
+            plan=start.plan,
+            retry_of=start.plan.get("retry_of"),
+        )
+        await self.store.end_start(key)
         if self.on_watch is not None:
             self.on_watch()
         if start.message_ts is not None:
@@ -489,7 +539,7 @@ class JobStarter:
             return
         posted = await self.chat.post(start.channel, message)
         if start.message_ts is None:
-            self.store.start_messages(start.request_key, posted.ts, None)
+            await self.store.start_messages(start.request_key, posted.ts, None)
 
     async def _update(self, channel: str, ts: str, message: Message) -> bool:
         try:
@@ -501,20 +551,15 @@ class JobStarter:
 
     async def take_again(self, key: str, *, user: str, channel: str) -> StartAgain | None:
         """A click on "Start again": the interrupted request, taken once (a second click finds
-        nothing) and checked again; None when there is nothing to start (said to `user`)."""
-        start = self.store.take_interrupted_start(key)
+        nothing) and checked again; None when there is nothing to start (said to `user`), and
+        RequestError when its files are no longer there or valid."""
+        start = await self.store.take_interrupted_start(key)
         if start is None:
             await self.chat.ephemeral(channel, user, start_again_gone_message())
             return None
-        try:
-            plan = plan_from_record(self.store, start.channel, start.plan)
-        except RequestError as error:
-            await self.chat.ephemeral(
-                channel, user, usage_message(f"Cannot start it again: {error}.")
-            )
-            return None
+        plan = await plan_from_record(self.store, start.channel, start.plan)  # RequestError
         new_key = f"again:{key}"
-        if not self.store.claim_request(new_key):
+        if not await self.store.claim_request(new_key):
             await self.chat.ephemeral(channel, user, start_again_gone_message())
             return None
         if start.message_ts is not None:
@@ -538,7 +583,7 @@ class JobStarter:
 
     async def _nebius_file(self, upload: Upload, step: MessageRef) -> str:
         """The Nebius file id for an upload's content: uploaded once per sha256, then ready."""
-        file_id = self.store.nebius_file(upload.sha256) if upload.sha256 else None
+        file_id = await self.store.nebius_file(upload.sha256) if upload.sha256 else None
         if file_id is None:
             file_id = await self._upload(upload, step)
         await self.chat.update(
@@ -549,7 +594,7 @@ class JobStarter:
         except NebiusError as error:
             if error.status_code == 404 and upload.sha256:
                 # Deleted on Nebius since: forget it so the next request uploads again.
-                self.store.forget_nebius_file(upload.sha256)
+                await self.store.forget_nebius_file(upload.sha256)
             raise
         return file_id
 
@@ -560,9 +605,9 @@ class JobStarter:
             path = Path(tmp) / "data.jsonl"
             await self.chat.fetch_file(shared, path, max_bytes=self.settings.max_upload_bytes)
             sha = sha256_of(path)
-            known = self.store.nebius_file(sha)
+            known = await self.store.nebius_file(sha)
             if known is not None:
                 return known
             uploaded: FileObject = await self.nebius.upload_file(path, filename=upload.name)
-        self.store.remember_nebius_file(sha, uploaded.id, upload.name, uploaded.bytes)
-        return uploaded.id
+        # Another process may have uploaded the same content meanwhile: one file id for all.
+        return await self.store.remember_nebius_file(sha, uploaded.id, upload.name, uploaded.bytes)

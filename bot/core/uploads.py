@@ -6,12 +6,12 @@ import asyncio
 import hashlib
 import logging
 import tempfile
-import time
 from pathlib import Path
 
 from bot.blocks import download_progress_message, upload_problem_message, upload_report
 from bot.blocks.notices import file_unreadable_message
 from bot.chat import Chat, ChatError, FileTooLarge, Message, MessageRef, SharedFile
+from bot.clock import Clock, RealClock
 from bot.config import BotSettings
 from bot.store import Store, Upload
 from client.sizes import human_size
@@ -55,13 +55,13 @@ class UploadHandler:
         store: Store,
         chat: Chat,
         *,
-        clock=time.monotonic,
+        clock: Clock | None = None,
         progress_threshold: int = PROGRESS_THRESHOLD_BYTES,
     ) -> None:
         self.settings = settings
         self.store = store
         self.chat = chat
-        self.clock = clock
+        self.clock = clock or RealClock()
         self.progress_threshold = progress_threshold
 
     async def handle(self, file: SharedFile) -> None:
@@ -73,7 +73,7 @@ class UploadHandler:
             file = completed
         if not file.is_jsonl:
             return
-        if not self.store.claim_upload(
+        if not await self.store.claim_upload(
             file.id, file.channel, file.message_ts, file.name, file.user
         ):
             log.info("file %s already handled", file.id)
@@ -84,7 +84,7 @@ class UploadHandler:
         except Exception:
             # Never leave a file silently unanswered; details go to the log only.
             log.exception("checking %s failed", file.id)
-            self.store.finish_upload(
+            await self.store.finish_upload(
                 file.id, sha256=None, valid=None, fmt=None, report=None, state="failed"
             )
             await self._say(
@@ -110,7 +110,7 @@ class UploadHandler:
     async def _check(self, file: SharedFile, thread: MessageRef | None) -> None:
         cap = self.settings.max_upload_bytes
         if file.size is not None and file.size > cap:
-            self.store.finish_upload(
+            await self.store.finish_upload(
                 file.id, sha256=None, valid=None, fmt=None, report=None, state="failed"
             )
             await self._say(file, thread, _too_large(file, file.size, cap))
@@ -125,27 +125,27 @@ class UploadHandler:
                     file, path, max_bytes=cap, on_progress=progress.downloaded
                 )
             except FileTooLarge:
-                self.store.finish_upload(
+                await self.store.finish_upload(
                     file.id, sha256=None, valid=None, fmt=None, report=None, state="failed"
                 )
                 await progress.finish(_too_large(file, None, cap))
                 return
             except ChatError as error:
-                self.store.finish_upload(
+                await self.store.finish_upload(
                     file.id, sha256=None, valid=None, fmt=None, report=None, state="failed"
                 )
                 await progress.finish(upload_problem_message(file.name, error.message))
                 return
             sha = await asyncio.to_thread(sha256_of, path)
-            earlier = self.store.validated_upload_by_sha(sha)
+            earlier = await self.store.validated_upload_by_sha(sha)
             if earlier is not None and earlier.report is not None:
                 # Same content as before: the report cannot differ, so it is not redone.
                 report = dict(earlier.report, filename=file.name, file=file.name)
-                self.store.finish_upload(
+                await self.store.finish_upload(
                     file.id, sha256=sha, valid=earlier.valid, fmt=earlier.format, report=report
                 )
                 shown = await progress.finish(upload_report(file.id, report, reused=True))
-                self.store.upload_reported(file.id, shown.ts)
+                await self.store.upload_reported(file.id, shown.ts)
                 return
             if progress.message is not None:
                 await progress.show(size, size, "validating")
@@ -154,7 +154,7 @@ class UploadHandler:
                     validate_file, path, context_length=self.settings.context_length
                 )
             except DatasetUnreadable as error:
-                self.store.finish_upload(
+                await self.store.finish_upload(
                     file.id, sha256=sha, valid=None, fmt=None, report=None, state="failed"
                 )
                 await progress.finish(upload_problem_message(file.name, str(error)))
@@ -162,11 +162,11 @@ class UploadHandler:
         report = result.to_dict()
         # The validator saw a temporary path; people know the file by its Slack name.
         report["file"] = report["filename"] = file.name
-        self.store.finish_upload(
+        await self.store.finish_upload(
             file.id, sha256=sha, valid=result.valid, fmt=result.format, report=report
         )
         shown = await progress.finish(upload_report(file.id, report))
-        self.store.upload_reported(file.id, shown.ts)
+        await self.store.upload_reported(file.id, shown.ts)
 
     async def check_as_validation(
         self, slack_file_id: str, *, message: MessageRef | None = None
@@ -178,13 +178,13 @@ class UploadHandler:
         same report without them. The report message (the one recorded, else `message`)
         is updated in place.
         """
-        upload = self.store.upload(slack_file_id)
+        upload = await self.store.upload(slack_file_id)
         if upload is None or not upload.valid or upload.report is None:
             return  # unknown, or not usable as any kind of file
         if upload.validation_report is not None:
             return  # already shown as a validation file
         report = as_validation_file(ValidationReport.model_validate(upload.report)).to_dict()
-        self.store.finish_validation_report(upload.slack_file_id, report)
+        await self.store.finish_validation_report(upload.slack_file_id, report)
         shown = upload_report(upload.slack_file_id, report)
         if upload.report_ts is not None:
             message = MessageRef(upload.channel, upload.report_ts)
@@ -224,7 +224,7 @@ class _Progress:
             self.message = await self.handler._say(self.file, self.thread, msg)
         else:
             await self.handler.chat.update(self.message, msg)
-        self.last_shown = self.handler.clock()
+        self.last_shown = self.handler.clock.monotonic()
         self.pending = None
 
     async def downloaded(self, done: int, total: int | None) -> None:
@@ -232,7 +232,7 @@ class _Progress:
         if self.message is None:
             return
         self.pending = (done, total)
-        if self.handler.clock() - self.last_shown >= PROGRESS_EVERY_S:
+        if self.handler.clock.monotonic() - self.last_shown >= PROGRESS_EVERY_S:
             await self.show(done, total, "downloading")
 
     async def finish(self, message: Message) -> MessageRef:

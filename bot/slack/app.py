@@ -14,9 +14,9 @@ from bot.config import BotSettings
 from bot.core import Bot
 from bot.listeners import register_listeners
 from bot.listeners.commands.finetune import finetune_command
-from bot.slack.chat import SlackChat, api_host
-from bot.slack.commands import CommandListener, command_verifier
-from bot.store import Store
+from bot.slack.fast_ack import CommandListener, command_verifier
+from bot.slack.web_chat import SlackChat, api_host
+from bot.store import store_for
 from client import NebiusClient
 
 
@@ -25,7 +25,7 @@ class SlackBot:
     app: AsyncApp
     bot: Bot
     chat: SlackChat
-    # What HTTP mode runs for `/finetune` ahead of Bolt (bot/slack/commands.py): the listener
+    # What HTTP mode runs for `/finetune` ahead of Bolt (bot/slack/fast_ack.py): the listener
     # Bolt itself runs in Socket Mode.
     command_listener: CommandListener = finetune_command
     # Checks the signatures of those commands; None outside HTTP mode (Bolt then sees all).
@@ -35,7 +35,9 @@ class SlackBot:
         """Gives the Web API client one HTTP session for all its calls (call inside the loop
         that serves). Without one, slack_sdk opens a new connection per call (for slack.com a
         TLS handshake each); under a burst of commands those connections cost more CPU than
-        answering the commands, and slow the acknowledgements that share the loop."""
+        answering the commands, and slow the acknowledgements that share the loop.
+        Connects the store too (PostgreSQL connects and migrates here)."""
+        await self.bot.store.open()
         client = self.chat.client
         if client.session is None or client.session.closed:
             client.session = aiohttp.ClientSession(
@@ -91,7 +93,7 @@ def build_slack_bot(
         extra_file_hosts=extra_hosts,
         secrets=settings.secrets(),
     )
-    store = Store(settings.database_path)
+    store = store_for(settings)
     bot = Bot(settings, store, chat, nebius, clock=clock)
     register_listeners(app, bot)
     verifier = command_verifier(secret) if http_mode else None

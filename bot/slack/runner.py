@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from bot.config import BotSettings
 from bot.slack.app import SlackBot
-from bot.slack.commands import acknowledge_command, signed_command
+from bot.slack.fast_ack import acknowledge_command, signed_command
 from bot.slack.socket_link import (
     PING_INTERVAL_S,
     REFUSALS,

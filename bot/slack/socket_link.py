@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import Clock, RealClock
 
 # slack_sdk's default is 5 s and Bolt's 10 s: a dead link then goes unnoticed for 15-25 s,
 # while Slack retries its deliveries and then gives up on them. A ping goes out when nothing
@@ -65,7 +66,7 @@ class AppTokenRefused(Exception):
 
 @dataclass(frozen=True)
 class IssuedUrl:
-    """A WebSocket URL from apps.connections.open and when (time.monotonic) it came."""
+    """A WebSocket URL from apps.connections.open and when (Clock.monotonic) it came."""
 
     url: str
     issued_at: float
@@ -74,13 +75,15 @@ class IssuedUrl:
         return now - self.issued_at <= HANDED_URL_MAX_AGE_S
 
 
-async def open_connection(web_client: AsyncWebClient, app_token: str) -> IssuedUrl:
+async def open_connection(
+    web_client: AsyncWebClient, app_token: str, *, clock: Clock | None = None
+) -> IssuedUrl:
     """One apps.connections.open: a WebSocket URL, or AppTokenRefused with Slack's reason."""
     try:
         response = await web_client.apps_connections_open(app_token=app_token)
     except SlackApiError as error:
         raise AppTokenRefused(str(error.response.get("error", "unknown_error"))) from None
-    return IssuedUrl(str(response["url"]), time.monotonic())
+    return IssuedUrl(str(response["url"]), (clock or RealClock()).monotonic())
 
 
 class _SdkLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -115,8 +118,10 @@ class SocketLink(SocketModeClient):
         web_client: AsyncWebClient,
         first_url: IssuedUrl | None = None,
         ping_interval: float = PING_INTERVAL_S,
+        clock: Clock | None = None,
     ) -> None:
         self._first_url = first_url
+        self.clock = clock or RealClock()
         self._down_since: float | None = None
         self.stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         super().__init__(
@@ -133,7 +138,7 @@ class SocketLink(SocketModeClient):
 
     async def issue_new_wss_url(self) -> str:
         first, self._first_url = self._first_url, None
-        if first is not None and first.fresh(time.monotonic()):
+        if first is not None and first.fresh(self.clock.monotonic()):
             return first.url
         try:
             # The SDK's own waits out `ratelimited` (Retry-After).
@@ -149,7 +154,7 @@ class SocketLink(SocketModeClient):
     async def connect_to_new_endpoint(self, force: bool = False) -> None:
         # `force` is Slack's own `disconnect` message (a routine refresh): not a drop.
         if not force and not self.closed and self._down_since is None:
-            self._down_since = time.monotonic()
+            self._down_since = self.clock.monotonic()
             log.warning(
                 "Slack: the Socket Mode link dropped%s; reconnecting every %g s",
                 self._why_dropped(),
@@ -157,7 +162,7 @@ class SocketLink(SocketModeClient):
             )
         await super().connect_to_new_endpoint(force)
         if self._down_since is not None and not self.closed and await self.is_connected():
-            down_for = time.monotonic() - self._down_since
+            down_for = self.clock.monotonic() - self._down_since
             self._down_since = None
             log.info("Slack: the Socket Mode link is back (it was down %.1f s)", down_for)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,6 +26,36 @@ BOT_USER = "UBOT"
 MAX_BLOCKS = 50
 MAX_BLOCK_TEXT = 3000
 MAX_MESSAGE_TEXT = 40000
+# A Home tab's: at most 100 blocks, the whole view at most 250 kB (views.publish's
+# view_too_large), published to a user id (U… or W…).
+MAX_HOME_BLOCKS = 100
+MAX_HEADER_TEXT = 150
+MAX_VIEW_BYTES = 250_000
+USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
+
+
+def view_problem(args: dict[str, Any]) -> tuple[str, str] | None:
+    """(error, what Slack says in response_metadata.messages) for a views.publish Slack
+    refuses, or None."""
+    view = args.get("view")
+    if not USER_ID.match(str(args.get("user_id") or "")):
+        return "invalid_arguments", "invalid `user_id`"
+    if not isinstance(view, dict) or view.get("type") != "home":
+        return "invalid_arguments", "[ERROR] must provide a home view [json-pointer:/view]"
+    if len(json.dumps(view).encode()) > MAX_VIEW_BYTES:
+        return "view_too_large", "view is larger than 250 kB"
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or len(blocks) > MAX_HOME_BLOCKS:
+        return "invalid_arguments", "[ERROR] no more than 100 items allowed [/view/blocks]"
+    for n, block in enumerate(blocks):
+        limit = MAX_HEADER_TEXT if block.get("type") == "header" else MAX_BLOCK_TEXT
+        for text in [block.get("text"), *(block.get("elements") or [])]:
+            if isinstance(text, dict) and len(str(text.get("text") or "")) > limit:
+                return (
+                    "invalid_arguments",
+                    f"[ERROR] must be at most {limit} characters [/view/blocks/{n}]",
+                )
+    return None
 
 
 def limits_problem(args: dict[str, Any]) -> str | None:
@@ -91,6 +122,10 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     messages: dict[tuple[str, str], PostedMessage] = field(default_factory=dict)
     ephemerals: list[dict[str, Any]] = field(default_factory=list)
+    # views.publish: every view published, by user id, oldest first.
+    home_views: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # How many coming views.publish calls answer 429 (Retry-After: 3) first.
+    publish_rate_limits: int = 0
     files: dict[str, HostedFile] = field(default_factory=dict)
     uploaded: dict[str, bytes] = field(default_factory=dict)
     completed_uploads: list[dict[str, Any]] = field(default_factory=list)
@@ -267,6 +302,27 @@ class FakeSlack:
 
     async def _m_views_update(self, args: dict[str, Any]) -> web.Response:
         return await self._m_views_open(args)
+
+    async def _m_views_publish(self, args: dict[str, Any]) -> web.Response:
+        if self.publish_rate_limits > 0:
+            self.publish_rate_limits -= 1
+            self.rate_limited += 1
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "3"}
+            )
+        if problem := view_problem(args):
+            error, detail = problem
+            return web.json_response(
+                {"ok": False, "error": error, "response_metadata": {"messages": [detail]}}
+            )
+        view = args["view"]
+        self.home_views.setdefault(args["user_id"], []).append(view)
+        return web.json_response({"ok": True, "view": {"id": "VHOME", **view}})
+
+    def home_of(self, user: str) -> dict[str, Any] | None:
+        """The last view published to `user`'s Home tab."""
+        views = self.home_views.get(user)
+        return views[-1] if views else None
 
     async def _m_files_info(self, args: dict[str, Any]) -> web.Response:
         file_id = args.get("file")

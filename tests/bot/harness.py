@@ -142,13 +142,14 @@ class SlackHarness:
         channel: str = "C1",
         message_ts: str | None = None,
         ephemeral: bool = False,
+        trigger_id: str = "T-trigger-2",
     ) -> httpx.Response:
         payload = {
             "type": "block_actions",
             "team": {"id": "T1"},
             "user": {"id": user},
             "api_app_id": "A1",
-            "trigger_id": "T-trigger-2",
+            "trigger_id": trigger_id,
             "channel": {"id": channel},
             "container": {
                 "type": "message",

@@ -83,6 +83,7 @@ async def test_models_lists_nebius_models(
     nebius_api.get("models").respond(
         json={"object": "list", "data": [{"id": "model-b"}, {"id": "model-a"}]}
     )
+    nebius_api.get("https://nebius.test/v0/models").respond(json=[])  # no custom models
     await harness.command("models")
     text = answer(fake_slack)
     assert text.index("model-a") < text.index("model-b")
@@ -157,10 +158,15 @@ async def test_confirming_cancel_cancels_and_updates_the_card(
 
     assert cancel.called
     assert "cancelled" in fake_slack.messages[("C1", card.ts)].text
-    # The cancelled card has no Cancel button left.
+    # The cancelled card has no Cancel button left; it offers Retry instead.
     updated = fake_slack.messages[("C1", card.ts)]
     ids = [e["action_id"] for b in updated.blocks if b["type"] == "actions" for e in b["elements"]]
-    assert ids == [Actions.REFRESH_JOB]
+    assert ids == [
+        Actions.REFRESH_JOB,
+        Actions.SHOW_CHART,
+        Actions.RETRY_JOB,
+        Actions.EDIT_AND_RETRY,
+    ]
     assert "asked Nebius to cancel job `ftjob-1`" in answer(fake_slack)
 
 
@@ -226,3 +232,21 @@ async def test_nebius_is_called_with_the_key_and_never_echoes_it(
     assert isinstance(nebius_api.calls.last.request, httpx.Request)
     for call in fake_slack.calls:
         assert NEBIUS_KEY not in json.dumps(call.args)
+
+
+async def test_the_guard_checks_permission_then_nebius_then_the_job_id(
+    harness_factory: HarnessFactory, fake_slack: FakeSlack
+) -> None:
+    harness = harness_factory(allowed_users=frozenset({"UADMIN"}))
+    nebius = harness.bot.commands.nebius
+    harness.bot.commands.nebius = None
+    # All three wrong: the permission is what the user hears about.
+    await harness.command("cancel", user="UOTHER")
+    assert "not on this bot's list" in answer(fake_slack, "UOTHER")
+    # Allowed, but no Nebius: nothing a job id could change.
+    await harness.command("cancel", user="UADMIN")
+    harness.bot.commands.nebius = nebius
+    await harness.command("cancel", user="UADMIN")
+    no_nebius, no_job = fake_slack.ephemerals_for("UADMIN")
+    assert "NEBIUS_API_KEY" in no_nebius["text"]
+    assert "`cancel` needs a job id" in no_job["text"]

@@ -57,3 +57,15 @@ def test_allowlists_limit_who_manages_jobs_and_where() -> None:
 def test_a_bad_value_names_the_setting() -> None:
     with pytest.raises(ValidationError, match="nebius_base_url"):
         BotSettings.from_env({"NEBIUS_BASE_URL": "ftp://nebius"})
+
+
+def test_the_nebius_url_is_read_as_the_client_reads_it() -> None:
+    from client.config import resolve_settings
+
+    assert BotSettings.from_env({}).nebius_base_url == resolve_settings("k").base_url
+    typed = "  https://nebius.example/v1 "  # pasted with spaces, no trailing slash
+    assert BotSettings.from_env({"NEBIUS_BASE_URL": typed}).nebius_base_url == (
+        resolve_settings("k", typed).base_url
+    )
+    with pytest.raises(ValidationError, match="NEBIUS_BASE_URL must start with http"):
+        BotSettings.from_env({"NEBIUS_BASE_URL": "ftp://nebius"})

@@ -71,7 +71,7 @@ async def test_create_inline_uploads_the_file_and_starts_the_job_in_a_thread(
     assert "ftjob-7" in card.text and card.metadata["event_payload"]["job_id"] == "ftjob-7"
     (step,) = fake_slack.thread("C1", card.ts)
     assert step.text == "Job `ftjob-7` created."
-    watch = harness.bot.store.watch("ftjob-7")
+    watch = await harness.bot.store.watch("ftjob-7")
     assert watch is not None and watch.thread_ts == card.ts and watch.user_id == "U1"
 
 
@@ -152,7 +152,7 @@ async def test_a_500_from_nebius_on_create_is_retried_into_one_job(
     await harness.command(f"create model={MODEL} training=train.jsonl")
 
     assert create.call_count == 2
-    assert harness.bot.store.watch("ftjob-7") is not None
+    assert await harness.bot.store.watch("ftjob-7") is not None
 
 
 async def test_a_failure_is_reported_in_the_thread_with_the_hint(
@@ -173,7 +173,7 @@ async def test_a_failure_is_reported_in_the_thread_with_the_hint(
     (step,) = fake_slack.thread("C1", card.ts)
     assert "could not be started: model nope is not available" in step.text
     assert "finetune models" in step.text  # the client's troubleshooting hint
-    assert harness.bot.store.watch("ftjob-7") is None
+    assert await harness.bot.store.watch("ftjob-7") is None
 
 
 @pytest.mark.parametrize(
@@ -375,7 +375,7 @@ async def test_a_request_that_failed_may_be_made_again_at_once(
     await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="b")
 
     assert create.call_count == 2
-    assert harness.bot.store.watch("ftjob-7") is not None
+    assert await harness.bot.store.watch("ftjob-7") is not None
     assert fake_slack.ephemerals_for("U1") == []
 
 

@@ -143,7 +143,7 @@ async def test_a_job_created_before_the_crash_is_found_and_followed_after_the_re
     assert "ftjob-7" in parent.text and parent.metadata["event_payload"]["job_id"] == "ftjob-7"
     (step,) = fake_slack.thread("C1", parent.ts)
     assert step.text == "Job `ftjob-7` created (found on Nebius after the bot restarted)."
-    watch = again.bot.store.watch("ftjob-7")
+    watch = await again.bot.store.watch("ftjob-7")
     assert watch is not None and watch.thread_ts == parent.ts and watch.user_id == "U1"
     # The same command typed again is pointed at that job, not started a second time.
     await again.command(COMMAND, trigger_id="trig-2")
@@ -165,7 +165,7 @@ async def test_a_job_of_another_thread_is_not_taken_for_the_interrupted_one(
 ) -> None:
     await share(harness, fake_slack, valid_bytes)
     # Someone else's job, same file and model, followed in its own thread.
-    harness.bot.store.add_watch("ftjob-other", "C1", "1700000000.000555", None, "U2")
+    await harness.bot.store.add_watch("ftjob-other", "C1", "1700000000.000555", None, "U2")
     create = Nebius()
     nebius_api.post("fine_tuning/jobs").mock(side_effect=create)
     other = {"object": "list", "data": [job("ftjob-other")], "has_more": False}
@@ -177,7 +177,7 @@ async def test_a_job_of_another_thread_is_not_taken_for_the_interrupted_one(
     assert len(create.sent) == 1
     parent = request_message(fake_slack)
     assert "was not started" in parent.text and "ftjob-other" not in parent.text
-    assert again.bot.store.watch("ftjob-other").thread_ts == "1700000000.000555"
+    assert (await again.bot.store.watch("ftjob-other")).thread_ts == "1700000000.000555"
 
 
 async def test_no_job_from_the_interrupted_create_offers_one_start_again(
@@ -215,7 +215,7 @@ async def test_no_job_from_the_interrupted_create_offers_one_start_again(
     assert len(create.sent) == 2
     body = create.body()
     assert body["model"] == MODEL and body["training_file"] == "file-train"
-    assert again.bot.store.watch("ftjob-7") is not None
+    assert await again.bot.store.watch("ftjob-7") is not None
     old = fake_slack.messages[("C1", parent.ts)]
     assert "started it again" in old.text and buttons(old) == []
     (eph,) = fake_slack.ephemerals_for("U1")
@@ -251,7 +251,7 @@ async def test_a_start_interrupted_while_uploading_is_offered_again_without_aski
     )
     await again.click(Actions.START_AGAIN, button["value"], message_ts=parent.ts)
     assert create.call_count == 1
-    assert again.bot.store.watch("ftjob-7") is not None
+    assert await again.bot.store.watch("ftjob-7") is not None
 
 
 async def test_when_nebius_cannot_be_asked_it_says_so_and_offers_nothing_blind(
@@ -281,7 +281,7 @@ async def test_when_nebius_cannot_be_asked_it_says_so_and_offers_nothing_blind(
         return_value=httpx.Response(200, json={"object": "list", "data": [job()]}),
     )
     again = await restart(harness_factory)
-    assert again.bot.store.watch("ftjob-7") is not None
+    assert await again.bot.store.watch("ftjob-7") is not None
     assert len(create.sent) == 1
 
 

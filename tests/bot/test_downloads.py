@@ -98,7 +98,7 @@ async def test_watch_follows_a_job_in_a_new_thread(
     assert card.channel == "C2" and "ftjob-1" in card.text
     (note,) = fake_slack.thread("C2", card.ts)
     assert "asked me to follow job `ftjob-1`" in note.text
-    watch = harness.bot.store.watch("ftjob-1")
+    watch = await harness.bot.store.watch("ftjob-1")
     assert watch.thread_ts == card.ts and not watch.done
     (eph,) = fake_slack.ephemerals_for("U1")
     assert "already followed" in eph["text"]
@@ -115,9 +115,15 @@ def card_buttons(status: str) -> dict[str, str]:
 
 
 def test_the_card_of_a_finished_job_has_download_and_a_running_one_cancel() -> None:
-    assert set(card_buttons("running")) == {"Refresh", "Cancel"}
-    assert card_buttons("succeeded") == {"Refresh": "ftjob-1", "Download": "ftjob-1:"}
-    assert set(card_buttons("failed")) == {"Refresh"}
+    assert set(card_buttons("running")) == {"Refresh", "Cancel", "Chart"}
+    # Deploy too: a job that does not say it was a full fine-tune may be a LoRA one.
+    assert card_buttons("succeeded") == {
+        "Refresh": "ftjob-1",
+        "Download": "ftjob-1:",
+        "Deploy": "ftjob-1:",
+        "Chart": "ftjob-1",
+    }
+    assert set(card_buttons("failed")) == {"Refresh", "Chart", "Retry", "Edit and retry"}
 
 
 async def test_the_cards_download_button_uploads_the_latest_checkpoint_into_its_thread(

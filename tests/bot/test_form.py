@@ -167,7 +167,7 @@ async def test_a_good_submission_starts_one_job_even_if_submitted_twice(
     sent = json.loads(create.calls.last.request.content)
     assert sent["hyperparameters"]["n_epochs"] == 2 and sent["hyperparameters"]["lora"] is True
     assert "validation_file" not in sent
-    assert harness.bot.store.watch("ftjob-8").channel == "C1"
+    assert (await harness.bot.store.watch("ftjob-8")).channel == "C1"
 
 
 async def test_a_user_off_the_allowlist_gets_no_form(

@@ -52,7 +52,7 @@ async def test_a_valid_dataset_gets_its_report_and_the_buttons_in_its_thread(
     assert values == {"F1"}
     # The download used the bot token, and nothing else got it.
     assert fake_slack.download_requests == [f"Bearer {BOT_TOKEN}"]
-    upload = harness.bot.store.upload("F1")
+    upload = await harness.bot.store.upload("F1")
     assert upload is not None and upload.valid is True and upload.format == "chat"
 
 
@@ -67,7 +67,7 @@ async def test_an_invalid_dataset_gets_its_errors_with_line_numbers_and_no_butto
     assert "`broken.jsonl` has 2 errors" in reply.text
     assert "line 2" in text and "line 3" in text
     assert buttons(reply) == []
-    assert harness.bot.store.upload("F2").valid is False
+    assert (await harness.bot.store.upload("F2")).valid is False
 
 
 async def test_other_files_are_ignored(harness: SlackHarness, fake_slack: FakeSlack) -> None:
@@ -101,7 +101,7 @@ async def test_the_same_content_under_a_new_file_reuses_the_report(
     (reply,) = fake_slack.thread("C1", "1700000000.000002")
     assert "`copy.jsonl`" in reply.text
     assert "Same content as an earlier upload" in all_text(reply)
-    assert harness.bot.store.upload("F9").valid is True
+    assert (await harness.bot.store.upload("F9")).valid is True
 
 
 async def test_a_file_over_the_size_cap_is_refused_before_downloading(
@@ -127,7 +127,7 @@ async def test_a_file_whose_size_is_understated_is_cut_off_at_the_cap(
 
     (reply,) = fake_slack.thread("C1", SHARE_TS)
     assert "Could not check `big.jsonl`" in reply.text
-    assert harness.bot.store.upload("F1").state == "failed"
+    assert (await harness.bot.store.upload("F1")).state == "failed"
 
 
 async def test_an_html_answer_means_the_files_read_scope_is_missing(
@@ -228,7 +228,7 @@ async def test_use_as_validation_file_reports_the_file_again_as_a_validation_fil
     assert "warnings meant for training files do not apply" in text
     assert "[training]" not in text
     assert buttons(report) == [Actions.FINETUNE_WITH_FILE, Actions.USE_AS_VALIDATION]
-    assert harness.bot.store.upload("F5").validation_report["role"] == "validation"
+    assert (await harness.bot.store.upload("F5")).validation_report["role"] == "validation"
 
     # The report comes from the stored one: the file was fetched once, on upload.
     assert len(fake_slack.download_requests) == 1
@@ -264,7 +264,7 @@ async def test_a_file_shared_by_id_only_is_looked_up_and_checked(
     assert [c.args["file"] for c in fake_slack.calls_to("files.info")] == ["F1"]
     (reply,) = fake_slack.thread("C1", SHARE_TS)
     assert "valid chat dataset" in reply.text and "train.jsonl" in all_text(reply)
-    upload = harness.bot.store.upload("F1")
+    upload = await harness.bot.store.upload("F1")
     assert upload is not None and upload.name == "train.jsonl" and upload.valid is True
 
 
@@ -276,7 +276,7 @@ async def test_a_file_shared_by_id_only_that_is_not_a_dataset_is_left_alone(
 
     assert len(fake_slack.calls_to("files.info")) == 1
     assert fake_slack.thread("C1", SHARE_TS) == [] and fake_slack.download_requests == []
-    assert harness.bot.store.upload("F1") is None
+    assert await harness.bot.store.upload("F1") is None
 
 
 @pytest.mark.parametrize("error", ["file_not_found", "access_denied"])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.console.chat import ConsoleChat
 from bot.console.screen import Screen
+from bot.console.terminal_chat import ConsoleChat
 
 
 class RecordingScreen(Screen):

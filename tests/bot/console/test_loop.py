@@ -18,8 +18,8 @@ from bot.chat import Message
 from bot.clock import FakeClock
 from bot.config import BotSettings
 from bot.console import run_console
-from bot.console.chat import CHANNEL, ConsoleChat
 from bot.console.loop import Console, ScriptInput
+from bot.console.terminal_chat import CHANNEL, ConsoleChat
 from tests.bot.console.conftest import RecordingScreen
 
 NEBIUS_URL = "https://nebius.test/v1/"
@@ -95,6 +95,7 @@ async def test_finetune_lines_reach_the_core_and_answers_show_once(
     backends: Backends, nebius: respx.Router
 ) -> None:
     nebius.get("models").respond(json={"object": "list", "data": [{"id": "tiny-model"}]})
+    nebius.get("https://nebius.test/v0/models").respond(json=[])  # no custom models
     code, text = await run(backends, "/finetune models\n")
     assert code == 0
     assert text.splitlines() == [
@@ -102,6 +103,9 @@ async def test_finetune_lines_reach_the_core_and_answers_show_once(
         "xgenlens (only @ada sees this):",
         "    Models you can fine-tune (1)",
         "        tiny-model",
+        "    ----------------------------------------",
+        "    Custom models (deployments)",
+        "      No custom models yet: a succeeded LoRA job's summary has a Deploy button.",
     ]
 
 
@@ -224,7 +228,7 @@ async def test_each_line_reaches_the_core_as_the_slack_listener_hands_it_over(
     triggers = set()
     for started in (1_000.0, 1_000.5):  # two sessions, in the same second
         screen = RecordingScreen()
-        chat = ConsoleChat(screen, tmp_path, user_name="ada", started=started)
+        chat = ConsoleChat(screen, tmp_path, user_name="ada", clock=FakeClock(wall=started))
         bot = RecordingBot()
         script = [
             "/finetune  create model=m training=t.jsonl",

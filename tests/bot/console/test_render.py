@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from bot.blocks import error_message, upload_report, usage_message
+from bot.blocks import error_message, upload_report
 from bot.blocks.jobs import checkpoints_message, events_message, job_card_message
+from bot.chat import Message
 from bot.console.render import mrkdwn_to_text, render_message
 from client import Checkpoint, Event, Job
 from client.validation import validate_file
@@ -64,15 +65,20 @@ def test_the_job_card_shows_its_fields_and_numbered_buttons() -> None:
     ]
     assert "Hyperparameters: n_epochs=2, batch_size=4, lora=True" in text
     assert "Progress: step 3 of 10 (30%)" in text
-    assert text.splitlines()[-1] == "[1] Refresh  [2] Cancel"
-    assert [b["action_id"] for b in buttons] == ["refresh_job", "cancel_job"]
+    assert text.splitlines()[-1] == "[1] Refresh  [2] Cancel  [3] Chart"
+    assert [b["action_id"] for b in buttons] == ["refresh_job", "cancel_job", "show_loss_chart"]
     assert "{" not in text and "*" not in text
 
 
 def test_a_finished_card_has_no_cancel_button() -> None:
     text, buttons = render(job_card_message(running_job(status="succeeded", trained_steps=10)))
     assert "Status: ✅ succeeded" in text
-    assert [b["action_id"] for b in buttons] == ["refresh_job", "download_checkpoint"]
+    assert [b["action_id"] for b in buttons] == [
+        "refresh_job",
+        "download_checkpoint",
+        "deploy_checkpoint",
+        "show_loss_chart",
+    ]
 
 
 def test_the_upload_report_shows_counts_warnings_and_its_two_actions(samples_dir) -> None:
@@ -115,5 +121,5 @@ def test_events_read_oldest_first_and_checkpoints_with_metrics() -> None:
 
 
 def test_a_message_without_blocks_shows_its_text() -> None:
-    text, _ = render(usage_message("I don't know `frobnicate`.").__class__(text="*plain* text"))
+    text, _ = render(Message(text="*plain* text"))
     assert text == "plain text"

@@ -16,8 +16,8 @@ from bot.blocks.jobs import job_card_message
 from bot.chat import ChatError
 from bot.clock import FakeClock
 from bot.core.watcher import Watcher
-from bot.slack.chat import SlackChat
-from bot.store import Store
+from bot.slack.web_chat import SlackChat
+from bot.store import SQLiteStore, Store
 from client import Job, NebiusClient
 from tests.bot.conftest import NEBIUS_KEY, NEBIUS_URL, RouterTransport
 from tests.bot.fake_slack import BOT_TOKEN, FakeSlack
@@ -97,7 +97,7 @@ async def start_watch(world: dict, store: Store, job_id: str, channel: str = "C1
     card = await world["chat"].post(
         channel, job_card_message(Job.model_validate({"id": job_id, "status": "queued"}))
     )
-    store.add_watch(job_id, channel, card.ts, card.ts, "U1")
+    await store.add_watch(job_id, channel, card.ts, card.ts, "U1")
     return card.ts
 
 
@@ -116,7 +116,7 @@ def event_replies(fake: FakeSlack, thread_ts: str) -> list[str]:
 async def test_a_burst_of_events_is_one_reply_in_order_and_nothing_twice(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     nebius_jobs.add("job-1")
     ts = await start_watch(world, store, "job-1")
     nebius_jobs.emit("job-1", "started", "step 1", "step 2")
@@ -134,21 +134,21 @@ async def test_a_burst_of_events_is_one_reply_in_order_and_nothing_twice(
     first = replies[0]
     assert first.index("started") < first.index("step 1") < first.index("step 2")
     assert "step 3" in replies[1] and "step 2" not in replies[1]
-    assert store.watch("job-1").last_event_id == "job-1-ev4"
+    assert (await store.watch("job-1")).last_event_id == "job-1-ev4"
 
 
 async def test_a_restart_resumes_from_the_database(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     nebius_jobs.add("job-1")
     ts = await start_watch(world, store, "job-1")
     nebius_jobs.emit("job-1", "started")
     await watcher(world, store, clock).poll_due()
-    store.close()
+    await store.close()
 
     nebius_jobs.emit("job-1", "after the restart")
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     clock.advance(60)
     await watcher(world, store, clock).poll_due()
 
@@ -194,7 +194,7 @@ def event_ids_posted(fake: FakeSlack, thread_ts: str) -> list[str]:
 async def test_a_crash_between_posting_and_recording_posts_nothing_twice(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     nebius_jobs.add("job-1")
     ts = await start_watch(world, store, "job-1")
     nebius_jobs.emit("job-1", "started", "step 1")
@@ -202,13 +202,13 @@ async def test_a_crash_between_posting_and_recording_posts_nothing_twice(
     # The process dies right after Slack accepted the reply, before the store recorded it.
     chat = CrashingChat(world["chat"], "after")
     with pytest.raises(Crash):
-        await Watcher(store, chat, world["nebius"], clock=clock).poll(store.watch("job-1"))
+        await Watcher(store, chat, world["nebius"], clock=clock).poll(await store.watch("job-1"))
     assert len(event_replies(fake_slack, ts)) == 1
-    store.close()
+    await store.close()
 
-    store = Store(world["path"])
-    assert store.watch("job-1").last_event_id is None  # the record was lost
-    assert len(store.pending_outbox()) == 1  # but not the intent
+    store = SQLiteStore(world["path"])
+    assert (await store.watch("job-1")).last_event_id is None  # the record was lost
+    assert len(await store.pending_outbox()) == 1  # but not the intent
     nebius_jobs.emit("job-1", "step 2")
     clock.advance(60)
     await watcher(world, store, clock).poll_due()
@@ -217,36 +217,36 @@ async def test_a_crash_between_posting_and_recording_posts_nothing_twice(
     assert len(replies) == 2
     assert "step 2" in replies[1] and "step 1" not in replies[1]
     assert len(fake_slack.calls_to("conversations.replies")) == 1
-    assert store.pending_outbox() == []
+    assert await store.pending_outbox() == []
 
 
 async def test_a_crash_just_before_posting_loses_nothing(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     nebius_jobs.add("job-1")
     ts = await start_watch(world, store, "job-1")
     nebius_jobs.emit("job-1", "started", "step 1")
     chat = CrashingChat(world["chat"], "before")
     with pytest.raises(Crash):
-        await Watcher(store, chat, world["nebius"], clock=clock).poll(store.watch("job-1"))
+        await Watcher(store, chat, world["nebius"], clock=clock).poll(await store.watch("job-1"))
     assert event_replies(fake_slack, ts) == []
-    store.close()
+    await store.close()
 
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     clock.advance(60)
     await watcher(world, store, clock).poll_due()
 
     (reply,) = event_replies(fake_slack, ts)
     assert reply.index("started") < reply.index("step 1")
-    assert store.watch("job-1").last_event_id == "job-1-ev2"
+    assert (await store.watch("job-1")).last_event_id == "job-1-ev2"
     assert len(fake_slack.calls_to("conversations.replies")) == 1
 
 
 async def test_a_restart_reads_back_only_the_threads_with_a_post_in_flight(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     threads = {}
     for i in range(12):
         nebius_jobs.add(f"job-{i}")
@@ -260,11 +260,11 @@ async def test_a_restart_reads_back_only_the_threads_with_a_post_in_flight(
         chat = CrashingChat(world["chat"], when)
         clock.advance(60)
         with pytest.raises(Crash):
-            await Watcher(store, chat, world["nebius"], clock=clock).poll(store.watch(job_id))
-    store.close()
+            await Watcher(store, chat, world["nebius"], clock=clock).poll(await store.watch(job_id))
+    await store.close()
     fake_slack.calls.clear()
 
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     for i in range(12):
         nebius_jobs.emit(f"job-{i}", "step 2")
     clock.advance(60)
@@ -276,7 +276,7 @@ async def test_a_restart_reads_back_only_the_threads_with_a_post_in_flight(
         text = "".join(r for r in fake_slack_texts(fake_slack, ts, job_id))
         assert text.count("started") == 1 and text.count("step 1") == 1, job_id
         assert text.index("started") < text.index("step 1") < text.index("step 2"), job_id
-        assert store.watch(job_id).last_event_id == f"{job_id}-ev3"
+        assert (await store.watch(job_id)).last_event_id == f"{job_id}-ev3"
 
 
 def fake_slack_texts(fake: FakeSlack, thread_ts: str, job_id: str) -> list[str]:
@@ -291,7 +291,7 @@ def fake_slack_texts(fake: FakeSlack, thread_ts: str, job_id: str) -> list[str]:
 async def test_a_long_catch_up_reaches_the_thread_whole_in_order_over_several_replies(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     nebius_jobs.add("job-1")
     ts = await start_watch(world, store, "job-1")
     # 150 events of about 100 characters: some 15,000 characters, five blocks' worth.
@@ -308,13 +308,13 @@ async def test_a_long_catch_up_reaches_the_thread_whole_in_order_over_several_re
         shown = re.findall(r"event-(\d+)", json.dumps(reply.blocks))
         assert reply.metadata["event_payload"]["last_event_id"] == f"job-1-ev{int(shown[-1])}"
         assert reply.metadata["event_payload"]["first_event_id"] == f"job-1-ev{int(shown[0])}"
-    assert store.watch("job-1").last_event_id == "job-1-ev150"
+    assert (await store.watch("job-1")).last_event_id == "job-1-ev150"
 
 
 async def test_a_reply_slack_refuses_mid_burst_leaves_the_watch_at_the_last_one_posted(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     nebius_jobs.add("job-1")
     ts = await start_watch(world, store, "job-1")
     nebius_jobs.emit("job-1", *(f"event-{n:03d} " + "x" * 80 for n in range(1, 151)))
@@ -330,8 +330,8 @@ async def test_a_reply_slack_refuses_mid_burst_leaves_the_watch_at_the_last_one_
     await w.poll_due()
     first = event_ids_posted(fake_slack, ts)
     assert 0 < len(first) < 150
-    assert store.watch("job-1").last_event_id == f"job-1-ev{int(first[-1])}"
-    assert store.pending_outbox() == []  # a refusal is known not to have been posted
+    assert (await store.watch("job-1")).last_event_id == f"job-1-ev{int(first[-1])}"
+    assert await store.pending_outbox() == []  # a refusal is known not to have been posted
 
     clock.advance(600)
     await w.poll_due()
@@ -342,7 +342,7 @@ async def test_a_reply_slack_refuses_mid_burst_leaves_the_watch_at_the_last_one_
 async def test_a_post_with_no_answer_is_read_back_before_anything_more_is_posted(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     nebius_jobs.add("job-1")
     ts = await start_watch(world, store, "job-1")
     nebius_jobs.emit("job-1", "event-001", "event-002")
@@ -368,7 +368,7 @@ async def test_a_post_with_no_answer_is_read_back_before_anything_more_is_posted
 async def test_an_event_longer_than_a_block_is_shown_shortened_with_a_note(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     nebius_jobs.add("job-1")
     ts = await start_watch(world, store, "job-1")
     nebius_jobs.emit("job-1", "event-001 traceback " + "y" * 7000 + " END")
@@ -386,23 +386,23 @@ async def test_an_event_longer_than_a_block_is_shown_shortened_with_a_note(
     assert event_ids_posted(fake_slack, ts) == ["001", "002", "003"]
     assert "traceback " + "y" * 7000 + " END" in text  # over several blocks, whole
     assert "TAIL" not in text and "event shortened: 30," in text
-    assert store.watch("job-1").last_event_id == "job-1-ev3"
+    assert (await store.watch("job-1")).last_event_id == "job-1-ev3"
 
 
 async def test_a_summary_in_flight_at_a_crash_is_posted_exactly_once(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
     for when, job_id in (("after", "job-a"), ("before", "job-b")):
-        store = Store(world["path"])
+        store = SQLiteStore(world["path"])
         nebius_jobs.add(job_id, status="failed")
         nebius_jobs.jobs[job_id]["error"] = {"message": "out of memory"}
         ts = await start_watch(world, store, job_id)
         chat = CrashingChat(world["chat"], when)
         with pytest.raises(Crash):
-            await Watcher(store, chat, world["nebius"], clock=clock).poll(store.watch(job_id))
-        store.close()
+            await Watcher(store, chat, world["nebius"], clock=clock).poll(await store.watch(job_id))
+        await store.close()
 
-        store = Store(world["path"])
+        store = SQLiteStore(world["path"])
         clock.advance(60)
         await watcher(world, store, clock).poll_due()
         clock.advance(60)
@@ -410,14 +410,14 @@ async def test_a_summary_in_flight_at_a_crash_is_posted_exactly_once(
 
         summaries = [m for m in fake_slack.thread("C1", ts) if "out of memory" in m.text]
         assert len(summaries) == 1, when
-        assert store.active_watches() == [], when
-        store.close()
+        assert await store.active_watches() == [], when
+        await store.close()
 
 
 async def test_the_end_posts_checkpoints_with_download_buttons_and_mentions_the_user(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     nebius_jobs.add("job-1", status="succeeded")
     nebius_jobs.jobs["job-1"]["fine_tuned_model"] = "m:ft-1"
     nebius_jobs.checkpoints["job-1"] = [
@@ -435,23 +435,23 @@ async def test_the_end_posts_checkpoints_with_download_buttons_and_mentions_the_
     downloads = [b["accessory"]["value"] for b in summary.blocks if "accessory" in b]
     assert downloads == ["job-1:cp-1", "job-1:cp-2"]
     assert ":white_check_mark: succeeded" in json.dumps(fake_slack.messages[("C1", ts)].blocks)
-    assert store.active_watches() == []
+    assert await store.active_watches() == []
 
 
 async def test_a_job_that_disappears_says_so_on_its_card(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     ts = await start_watch(world, store, "job-gone")
     await watcher(world, store, clock).poll_due()
     assert "no longer exists" in fake_slack.messages[("C1", ts)].text
-    assert store.active_watches() == []
+    assert await store.active_watches() == []
 
 
 async def test_a_nebius_error_backs_off_that_job_and_the_others_carry_on(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     nebius_jobs.add("job-bad")
     nebius_jobs.add("job-ok")
     nebius_jobs.failing.add("job-bad")
@@ -471,7 +471,7 @@ async def test_a_nebius_error_backs_off_that_job_and_the_others_carry_on(
 async def test_many_jobs_in_one_channel_get_every_event_without_a_429(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     threads = {}
     for i in range(20):
         nebius_jobs.add(f"job-{i}")
@@ -490,7 +490,7 @@ async def test_many_jobs_in_one_channel_get_every_event_without_a_429(
 async def test_a_progress_change_updates_the_card_at_most_every_interval(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     nebius_jobs.add("job-1")
     ts = await start_watch(world, store, "job-1")
     w = watcher(world, store, clock)
@@ -513,7 +513,7 @@ async def test_the_running_watcher_picks_up_a_new_watch_and_follows_it_to_the_en
 ) -> None:
     import asyncio
 
-    store = Store(world["path"])
+    store = SQLiteStore(world["path"])
     w = watcher(world, store, clock)
     task = asyncio.create_task(w.run())
     try:
@@ -528,7 +528,7 @@ async def test_the_running_watcher_picks_up_a_new_watch_and_follows_it_to_the_en
         nebius_jobs.jobs["job-1"]["status"] = "failed"
         nebius_jobs.jobs["job-1"]["error"] = {"message": "out of memory"}
         for _ in range(1000):
-            if store.active_watches() == []:
+            if await store.active_watches() == []:
                 break
             await asyncio.sleep(0)
     finally:

@@ -1,8 +1,8 @@
-"""Reading `/finetune` words: verb, positional arguments, name=value options."""
+"""Reading `/finetune` words (bot/core/requests.py): verb, positional arguments, options."""
 
 import pytest
 
-from bot.core.commands import CommandSyntaxError, parse_command
+from bot.core.requests import CommandSyntaxError, parse_command
 
 
 def test_empty_text_means_help() -> None:

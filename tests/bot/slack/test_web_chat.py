@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.chat import ChatError, Message
 from bot.clock import FakeClock
-from bot.slack.chat import SlackChat
+from bot.slack.web_chat import SlackChat
 from tests.bot.fake_slack import BOT_TOKEN, FakeSlack
 
 

@@ -3,6 +3,7 @@ everything else still through Bolt."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from typing import Any
@@ -13,8 +14,9 @@ from pydantic import SecretStr
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.config import BotSettings
+from bot.listeners.commands.finetune import finetune_command
 from bot.slack.app import build_slack_bot
-from bot.slack.commands import command_verifier, signed_command
+from bot.slack.fast_ack import command_verifier, signed_command
 from tests.bot.fake_slack import FakeSlack
 from tests.bot.harness import SIGNING_SECRET, SlackHarness, sign
 
@@ -91,6 +93,24 @@ async def test_what_the_listener_acknowledges_with_is_the_answer(
     assert (response.status_code, response.text) == (200, "you typed list")
 
 
+async def test_the_fast_route_gives_the_listener_every_argument_bolt_would(
+    harness: SlackHarness,
+) -> None:
+    # Bolt hands a listener its arguments by name; the fast route passes its own few, so a
+    # listener that asked for another (say `client`) would fail in HTTP mode alone.
+    given: dict[str, Any] = {}
+
+    async def recording(**arguments: Any) -> None:
+        given.update(arguments)
+        await arguments["ack"]()
+
+    bolt_runs = [listener.ack_function for listener in harness.slack.app._async_listeners]
+    assert harness.slack.command_listener is finetune_command and finetune_command in bolt_runs
+    harness.slack.command_listener = recording
+    await harness.command("help")
+    assert set(inspect.signature(finetune_command).parameters) <= set(given)
+
+
 async def test_a_failing_listener_answers_500_and_logs_the_trace(
     harness: SlackHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -98,7 +118,7 @@ async def test_a_failing_listener_answers_500_and_logs_the_trace(
         raise RuntimeError("secret detail")
 
     harness.slack.command_listener = failing
-    with caplog.at_level(logging.ERROR, logger="bot.slack.commands"):
+    with caplog.at_level(logging.ERROR, logger="bot.slack.fast_ack"):
         response = await harness.command("help")
     assert (response.status_code, response.text) == (500, "")
     assert "secret detail" in caplog.text

@@ -17,7 +17,14 @@ import httpx
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.chat import ChatError, Message, MessageRef, ProgressCallback, SharedFile
+from bot.chat import (
+    ChatError,
+    Message,
+    MessageRef,
+    ProgressCallback,
+    SharedFile,
+    check_post_fence,
+)
 from bot.clock import Clock, RealClock
 from bot.config import SLACK_FILE_HOSTS
 from bot.slack.download import download_slack_file
@@ -58,6 +65,9 @@ class SlackChat:
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """One Web API call; 429s are waited out, other failures become a ChatError."""
         for _ in range(MAX_RATE_LIMIT_RETRIES + 1):
+            # After any wait (pacing, Retry-After): a post under a lease that has grown too
+            # old meanwhile is dropped here rather than sent (bot.chat.post_fence).
+            check_post_fence()
             try:
                 # The typed methods encode each argument the way Slack expects it.
                 call = getattr(self.client, method.replace(".", "_"))
@@ -99,6 +109,10 @@ class SlackChat:
 
     async def open_form(self, trigger_id: str, view: dict[str, Any]) -> None:
         await self._call("views.open", trigger_id=trigger_id, view=view)
+
+    async def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        """The person's App Home tab (views.publish, Tier 4: about 100 a minute)."""
+        await self._call("views.publish", user_id=user, view=view)
 
     async def permalink(self, channel: str, ts: str) -> str | None:
         try:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bot.chat import ChatError, FileTooLarge, Message, MessageRef, ProgressCallback, SharedFile
+from bot.clock import Clock, RealClock
 from bot.console.render import render_message
 from bot.console.screen import Screen
 from client.sizes import human_size
@@ -90,7 +90,7 @@ class ConsoleChat:
         user: str = USER,
         user_name: str = "you",
         files_index: Path | None = None,
-        started: float | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.screen = screen
         self.downloads_dir = downloads_dir
@@ -109,7 +109,7 @@ class ConsoleChat:
         self._next_file = 0
         # Ids must not repeat across sessions: the bot's database outlives this process and
         # would take a reused file id for a file it has already checked.
-        self.session = int((started if started is not None else time.time()) * 1000)
+        self.session = int((clock or RealClock()).time() * 1000)
         self.files_index = files_index
         if files_index is not None:
             self.local_files.update(_read_index(files_index))
@@ -243,6 +243,9 @@ class ConsoleChat:
 
     async def permalink(self, channel: str, ts: str) -> str | None:
         return None  # the console shows threads inline; there is nothing to link to
+
+    async def thread_metadata(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        return []  # an earlier session's screen is gone: the watcher posts again
 
     async def upload_file(
         self,

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.blocks import usage_message
 from bot.blocks.jobs import job_card_message
 from bot.chat import ChatError, FileTooLarge, Message, MessageRef, SharedFile
-from bot.console.chat import CHANNEL, ConsoleChat
+from bot.clock import FakeClock
+from bot.console.terminal_chat import CHANNEL, ConsoleChat
+from bot.core.commands import usage
 from client import Job
 from tests.bot.console.conftest import RecordingScreen
 
@@ -42,8 +43,8 @@ async def test_an_updated_card_is_shown_again_with_what_changed_marked(
     assert "    * Progress: step 6 of 10 (60%)" in shown
     assert "      Status: ⚙️ running" in shown
     # The same buttons keep their numbers, so `click 1` still means Refresh.
-    assert shown[-1] == "      [1] Refresh  [2] Cancel"
-    assert sorted(chat.actions) == [1, 2]
+    assert shown[-1] == "      [1] Refresh  [2] Cancel  [3] Chart"
+    assert sorted(chat.actions) == [1, 2, 3]
 
 
 async def test_a_card_of_an_earlier_session_is_shown_afresh_when_updated(
@@ -110,7 +111,7 @@ async def test_a_form_is_queued_for_the_input_loop(chat: ConsoleChat) -> None:
 async def test_usage_is_plain_text_with_the_command_list_indented(
     chat: ConsoleChat, screen: RecordingScreen
 ) -> None:
-    await chat.ephemeral(CHANNEL, chat.user, usage_message("I don't know `frob`."))
+    await chat.ephemeral(CHANNEL, chat.user, usage("I don't know `frob`."))
     lines = screen.text.splitlines()
     assert lines[1] == "    ⚠️ I don't know frob."
     assert "        /finetune status JOB                    a job's card" in lines
@@ -120,11 +121,11 @@ async def test_ids_do_not_repeat_across_sessions_and_shared_files_stay_known(
     screen: RecordingScreen, tmp_path: Path
 ) -> None:
     index = tmp_path / "files.json"
-    first = ConsoleChat(screen, tmp_path, files_index=index, started=1_000)
+    first = ConsoleChat(screen, tmp_path, files_index=index, clock=FakeClock(wall=1_000))
     file_id = first.new_file_id()
     first.share_local_file(file_id, tmp_path / "train.jsonl")
     ref = await first.post(CHANNEL, Message(text="hi"))
-    later = ConsoleChat(screen, tmp_path, files_index=index, started=2_000)
+    later = ConsoleChat(screen, tmp_path, files_index=index, clock=FakeClock(wall=2_000))
     assert later.new_file_id() != file_id
     assert (await later.post(CHANNEL, Message(text="hi"))).ts != ref.ts
     assert later.local_files[file_id] == tmp_path / "train.jsonl"

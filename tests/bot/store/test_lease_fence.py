@@ -1,0 +1,184 @@
+"""Two bot processes on one PostgreSQL database, one of them stalled (its renewals starved, as
+on an overloaded host): it posts nothing once its lease is too old, the other takes its watch
+over a grace after the lease, and every event reaches the thread once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.chat import Message, MessageRef
+from bot.clock import FakeClock
+from bot.core.watcher import Watcher
+from bot.slack.web_chat import SlackChat
+from tests.bot.core.test_watcher import (  # noqa: F401 (fixtures)
+    FakeJobs,
+    event_replies,
+    nebius_jobs,
+    start_watch,
+    world,
+)
+from tests.bot.fake_slack import BOT_TOKEN, FakeSlack
+from tests.bot.store.conftest import OpenStore
+
+LEASE_S = 30.0
+
+
+class HeldClock:
+    """The shared fake clock, but its sleeps wait until the test lets them go: the stalled
+    process's Slack pacing (a 429's Retry-After) lasts as long as the test wants."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.sleeping = asyncio.Event()
+        self.go = asyncio.Event()
+
+    def monotonic(self) -> float:
+        return self.clock.monotonic()
+
+    def time(self) -> float:
+        return self.clock.time()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeping.set()
+        await self.go.wait()
+        self.clock.advance(seconds)  # and then the wait itself, as a real one would last
+
+
+class SlowAnswer:
+    """The Slack chat, whose answer to one events reply comes only when the test lets it:
+    the post is in the thread, but its process does not know so yet."""
+
+    def __init__(self, chat: SlackChat) -> None:
+        self.chat = chat
+        self.sent = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    def __getattr__(self, name: str):
+        return getattr(self.chat, name)
+
+    async def post(
+        self, channel: str, message: Message, *, thread_ts: str | None = None
+    ) -> MessageRef:
+        ref = await self.chat.post(channel, message, thread_ts=thread_ts)
+        if (message.metadata or {}).get("kind") == "events":
+            self.sent.set()
+            await self.answer.wait()
+        return ref
+
+
+async def test_a_stalled_process_drops_a_post_that_waited_past_its_lease(
+    open_shared_store: OpenStore,
+    world: dict,  # noqa: F811
+    fake_slack: FakeSlack,
+    clock: FakeClock,
+    nebius_jobs: FakeJobs,  # noqa: F811
+) -> None:
+    stalled = await open_shared_store(now=clock.time, lease_s=LEASE_S)
+    other = await open_shared_store(now=clock.time, lease_s=LEASE_S)
+    nebius_jobs.add("job-1")
+    ts = await start_watch(world, stalled, "job-1")
+    nebius_jobs.emit("job-1", "started", "step 1")
+    # Its events reply comes right after the card in that channel: Slack answers 429, and
+    # the chat waits the Retry-After out, for as long as the test holds its clock.
+    held = HeldClock(clock)
+    chat = SlackChat(world["chat"].client, bot_token=BOT_TOKEN, clock=held)
+    first = Watcher(stalled, chat, world["nebius"], clock=clock)
+    second = Watcher(other, world["chat"], world["nebius"], clock=clock)
+
+    polling = asyncio.create_task(first.poll_due())
+    await asyncio.wait_for(held.sleeping.wait(), 10)
+    assert event_replies(fake_slack, ts) == []
+    # Nothing renews the stalled process's lease meanwhile; the other takes the watch over
+    # once the lease and the grace after it have passed, and posts the events.
+    clock.advance(LEASE_S + other.takeover_grace_s + 1)
+    await second.poll_due()
+    assert second.polls == 1
+    assert (await other.watch("job-1")).owner == other.session
+    held.go.set()  # the stalled process's post, past its Retry-After
+    await asyncio.wait_for(polling, 10)
+
+    replies = event_replies(fake_slack, ts)
+    assert len(replies) == 1  # the other's: the stalled one's was dropped, not sent late
+    assert "started" in replies[0] and "step 1" in replies[0]
+    assert first.fenced == 1
+    # It let the watch go, and posts nothing more for it once it renews.
+    nebius_jobs.emit("job-1", "step 2")
+    clock.advance(other.renew_every_s)  # the other's lease runs on
+    await first.poll_due()
+    assert first.polls == 1 and first.lapses == 1
+    await second.poll_due()
+    replies = event_replies(fake_slack, ts)
+    assert len(replies) == 2 and "step 2" in replies[1] and "step 1" not in replies[1]
+
+
+async def test_a_stalled_process_on_its_own_posts_the_dropped_events_once_renewed(
+    open_store: OpenStore,
+    world: dict,  # noqa: F811
+    fake_slack: FakeSlack,
+    clock: FakeClock,
+    nebius_jobs: FakeJobs,  # noqa: F811
+) -> None:
+    store = await open_store(now=clock.time, lease_s=LEASE_S)
+    nebius_jobs.add("job-1")
+    ts = await start_watch(world, store, "job-1")
+    nebius_jobs.emit("job-1", "started")
+    held = HeldClock(clock)
+    chat = SlackChat(world["chat"].client, bot_token=BOT_TOKEN, clock=held)
+    w = Watcher(store, chat, world["nebius"], clock=clock)
+
+    polling = asyncio.create_task(w.poll_due())
+    await asyncio.wait_for(held.sleeping.wait(), 10)
+    clock.advance(LEASE_S - store.renew_every_s)  # too old to post, not lapsed
+    held.go.set()
+    await asyncio.wait_for(polling, 10)
+    assert event_replies(fake_slack, ts) == [] and w.fenced == 1
+    assert await store.pending_outbox() == []  # known not sent: nothing to read back
+
+    clock.advance(1)
+    await w.poll_due()  # renewed (in time: it had not lapsed), so the watch is still its own
+    (reply,) = event_replies(fake_slack, ts)
+    assert "started" in reply and w.lapses == 0
+    assert fake_slack.calls_to("conversations.replies") == []
+
+
+async def test_a_takeover_with_a_post_of_the_old_holder_pending_posts_nothing_twice(
+    open_shared_store: OpenStore,
+    world: dict,  # noqa: F811
+    fake_slack: FakeSlack,
+    clock: FakeClock,
+    nebius_jobs: FakeJobs,  # noqa: F811
+) -> None:
+    old = await open_shared_store(now=clock.time, lease_s=LEASE_S)
+    new = await open_shared_store(now=clock.time, lease_s=LEASE_S)
+    nebius_jobs.add("job-1")
+    ts = await start_watch(world, old, "job-1")
+    nebius_jobs.emit("job-1", "started", "step 1")
+    slow = SlowAnswer(world["chat"])
+    first = Watcher(old, slow, world["nebius"], clock=clock)
+    second = Watcher(new, world["chat"], world["nebius"], clock=clock)
+
+    # The old holder's reply reaches the thread, but its answer is slow to come back.
+    clock.advance(1)  # Slack's pacing after the card
+    polling = asyncio.create_task(first.poll_due())
+    await asyncio.wait_for(slow.sent.wait(), 10)
+    clock.advance(LEASE_S + new.takeover_grace_s + 1)
+    nebius_jobs.emit("job-1", "step 2")
+    await second.poll_due()
+    # The new holder read the thread back for the pending post, found it, and went on.
+    assert len(fake_slack.calls_to("conversations.replies")) == 1
+    slow.answer.set()
+    await asyncio.wait_for(polling, 10)
+
+    replies = event_replies(fake_slack, ts)
+    assert len(replies) == 2
+    assert "step 1" in replies[0] and "step 2" in replies[1] and "step 1" not in replies[1]
+    # The old holder's late answer did not set the watch back: whoever holds it next (here
+    # a third process, after the new holder dies) resumes after step 2, not before.
+    assert (await new.watch("job-1")).last_event_id == "job-1-ev3"
+    await new.disconnect()
+    third = await open_shared_store(now=clock.time, lease_s=LEASE_S)
+    clock.advance(LEASE_S + third.takeover_grace_s + 1)
+    last = Watcher(third, world["chat"], world["nebius"], clock=clock)
+    await last.poll_due()
+    assert last.polls == 1
+    assert len(event_replies(fake_slack, ts)) == 2

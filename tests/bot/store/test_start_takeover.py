@@ -1,0 +1,79 @@
+"""A process dies in the middle of starting a job while others run on: a running process
+resolves that start within about a lease (it says so in the request's message and offers it
+again), without waiting for some process to start."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.blocks.ids import Actions
+from bot.chat import Message
+from bot.clock import FakeClock
+from bot.config import BotSettings
+from bot.core.bot import Bot
+from tests.bot.core.test_watcher import world  # noqa: F401 (fixture)
+from tests.bot.fake_slack import FakeSlack, PostedMessage
+from tests.bot.store.conftest import OpenStore
+
+LEASE_S = 30.0
+PLAN = {
+    "model": "meta-llama/Llama-3.1-8B-Instruct",
+    "training": "F1",
+    "training_name": "train.jsonl",
+    "hyperparameters": {},
+}
+
+
+def start_again_buttons(message: PostedMessage) -> list[dict]:
+    return [
+        e
+        for b in message.blocks
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e.get("action_id") == Actions.START_AGAIN
+    ]
+
+
+async def test_a_start_left_by_a_dead_process_is_resolved_by_a_running_one_within_a_lease(
+    open_shared_store: OpenStore,
+    world: dict,  # noqa: F811
+    settings: BotSettings,
+    fake_slack: FakeSlack,
+    clock: FakeClock,
+) -> None:
+    dying = await open_shared_store(now=clock.time, lease_s=LEASE_S)
+    running = await open_shared_store(now=clock.time, lease_s=LEASE_S)
+    # What the dying process had recorded and said when it was killed: uploading the data.
+    request = await world["chat"].post("C1", Message("Starting a fine-tuning job…"))
+    await dying.begin_start("req-1", "fp-1", channel="C1", user_id="U1", plan=PLAN)
+    await dying.start_messages("req-1", request.ts, None)
+    await dying.disconnect()  # kill -9: no goodbye, its lease runs on
+    killed_at = clock.time()
+
+    bot = Bot(settings, running, world["chat"], world["nebius"], clock=clock)
+    bot.start_watching()
+    assert bot.resolving is not None
+    await asyncio.wait_for(bot.resolving, timeout=10)
+    message = fake_slack.messages[("C1", request.ts)]
+    assert message.updates == 0  # at its start the dying process was still live
+
+    # The watcher ticks on (each tick moves the fake clock on by a second).
+    async def resolved() -> None:
+        while not start_again_buttons(message):
+            await asyncio.sleep(0.005)
+
+    try:
+        await asyncio.wait_for(resolved(), timeout=10)
+    finally:
+        await bot.background.cancel_all()
+    assert "was not started" in message.text
+    assert [b["value"] for b in start_again_buttons(message)] == ["req-1"]
+    start = await running.pending_start("req-1")
+    assert start is not None and start.phase == "interrupted"
+    # When it was resolved: not before the dead one's lease and the grace after it had
+    # passed, and at one of the next renewals (every third of a lease). The watcher's tick,
+    # its lease renewer and other background work all sleep on the fake clock, each moving it
+    # on, the more so while real I/O is awaited, so the upper bound is loose: a restart is
+    # what it no longer waits for.
+    took = start.updated_at - killed_at
+    assert LEASE_S + running.takeover_grace_s <= took <= 3 * LEASE_S
