@@ -22,6 +22,7 @@ from client._retry import RETRY_STATUSES, Clock, RetryPolicy, Sleep, jittered
 from client.chat import ChatChunk, ChatCompletion, SSEError, sse_data
 from client.config import resolve_price_config, resolve_settings
 from client.constants import (
+    CHAT_TIMEOUT_S,
     CONNECT_TIMEOUT_S,
     CREATE_DEDUPE_SCAN_LIMIT,
     CREATE_DEDUPE_SKEW_S,
@@ -153,8 +154,13 @@ class NebiusClient:
         headers: dict[str, str] | None = None,
         stream: bool = False,
         retry: bool = True,
+        read_timeout: float | None = None,
     ) -> httpx.Response:
-        """One call, retried on 429/5xx/connection failures when `retry`; raises NebiusError."""
+        """One call, retried on 429/5xx/connection failures when `retry`; raises NebiusError.
+        `read_timeout`: this call's wait for the answer, instead of the client's."""
+        timeout: Any = httpx.USE_CLIENT_DEFAULT
+        if read_timeout is not None:
+            timeout = httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT_S)
         params = {k: v for k, v in (params or {}).items() if v is not None}
         info = self._info(method, path, params, json)
         attempt = 0
@@ -166,6 +172,7 @@ class NebiusClient:
                 json=json,
                 content=content() if content else None,
                 headers=headers,
+                timeout=timeout,
             )
             started = self._clock()
             retry_response: httpx.Response | None = None
@@ -728,7 +735,7 @@ class NebiusClient:
             {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p, "stop": stop}
             | extra,
         )
-        data = await self._json("POST", "chat/completions", json=body)
+        data = await self._json("POST", "chat/completions", json=body, read_timeout=CHAT_TIMEOUT_S)
         return self._parse(ChatCompletion, data, "chat completion")
 
     async def stream_chat_completion(
@@ -748,7 +755,9 @@ class NebiusClient:
         body = self._chat_body(model, messages, options | {"stop": stop} | extra)
         body["stream"] = True
         info = self._info("POST", "chat/completions", None, body)
-        response = await self._send("POST", "chat/completions", json=body, stream=True)
+        response = await self._send(
+            "POST", "chat/completions", json=body, stream=True, read_timeout=CHAT_TIMEOUT_S
+        )
         try:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 await response.aread()

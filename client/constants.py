@@ -5,6 +5,10 @@ DEFAULT_BASE_URL = "https://api.tokenfactory.nebius.com/v1/"
 # Connect fast, but let large uploads and slow list calls take their time.
 DEFAULT_TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 10.0
+# A chat answer comes whole only once it is generated: a long answer on a busy server (the local
+# engine on a laptop CPU, a batch of compare prompts) takes minutes, and a retry after a read
+# timeout only doubles the work.
+CHAT_TIMEOUT_S = 600.0
 
 # Retries for 429, 5xx and connection failures: exponential backoff with jitter, bounded.
 DEFAULT_MAX_RETRIES = 4

@@ -177,6 +177,12 @@ def _event(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
 
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has gone (its body is read: what comes next is the end)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 async def chat_completions(request: Request) -> Response:
     from engine.app import json_body
 
@@ -205,7 +211,18 @@ async def chat_completions(request: Request) -> Response:
         ) from None
     completion_id, created, sampling = new_id("chatcmpl"), now(), chat.sampling()
     if not chat.stream:
-        result = await inference.call(inference.generate, loaded, prompt, sampling)
+        gone = threading.Event()
+        running = inference.submit(loaded, prompt, sampling, cancelled=gone)
+        watching = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({running, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if not running.done():
+                # The client hung up (a timeout, a cancelled run): its place in the batch
+                # goes to the others at the next token, instead of decoding for nobody.
+                gone.set()
+            result = await running
+        finally:
+            watching.cancel()
         return JSONResponse(_completion(completion_id, created, chat.model, result))
     include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
 
@@ -229,7 +246,7 @@ async def chat_completions(request: Request) -> Response:
         def on_text(piece: str) -> None:  # on the inference thread
             loop.call_soon_threadsafe(pieces.put_nowait, piece)
 
-        running = inference.call(inference.generate, loaded, prompt, sampling, on_text, cancelled)
+        running = inference.submit(loaded, prompt, sampling, on_text, cancelled)
         # Scheduled after every piece the generation handed out, so it comes last.
         running.add_done_callback(lambda _f: pieces.put_nowait(None))
         try:

@@ -31,6 +31,7 @@ from client.compare import (
     render_table,
     run_compare,
 )
+from client.compare.runner import default_concurrency
 from client.models import Job
 
 
@@ -76,7 +77,10 @@ async def run_compare_command(client: NebiusClient, args: argparse.Namespace) ->
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
     try:
-        options = CompareOptions(concurrency=args.concurrency, max_tokens=args.max_tokens)
+        concurrency = args.concurrency
+        if concurrency is None:
+            concurrency = default_concurrency(client.base_url)
+        options = CompareOptions(concurrency=concurrency, max_tokens=args.max_tokens)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     job = await client.retrieve_job(args.job)

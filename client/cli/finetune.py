@@ -560,6 +560,7 @@ def _add_compare_command(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     from client.compare import DEFAULT_CONCURRENCY
+    from client.compare.runner import LOCAL_ENGINE_CONCURRENCY
 
     p = sub.add_parser(
         "compare",
@@ -583,9 +584,10 @@ def _add_compare_command(
     p.add_argument(
         "--concurrency",
         type=int,
-        default=DEFAULT_CONCURRENCY,
+        default=None,
         metavar="N",
-        help=f"requests at a time (default {DEFAULT_CONCURRENCY})",
+        help=f"requests at a time (default {DEFAULT_CONCURRENCY}; "
+        f"{LOCAL_ENGINE_CONCURRENCY} on the local engine)",
     )
     p.add_argument(
         "--max-tokens",

@@ -2,8 +2,8 @@
 
 - Greedy (temperature 0) so that a second run gives the same answers, and a token limit per
   example from its reference's length, so that a model that rambles costs bounded time.
-- Bounded concurrency (default 2): enough to overlap the network with the model's work, and
-  gentle on a small local engine or a rate-limited account.
+- Bounded concurrency (default 2, 10 on the local engine, which batches): enough to overlap
+  the network with the model's work, and gentle on a rate-limited account.
 - Progress: `on_progress(done, total)` after each answer (a coroutine function is awaited).
 - Cancellation: set the `cancel` event; requests in flight are dropped and the result holds
   what was answered so far, marked `cancelled`.
@@ -45,6 +45,10 @@ from client.errors import (
 from client.validation.stats import CHARS_PER_TOKEN
 
 DEFAULT_CONCURRENCY = 2
+# On the local engine (a loopback base URL), which decodes one model's concurrent requests
+# together: every answer of a 5-example run of 2 models at once is 3x faster than 2 at a time
+# (bench.compare, --max-tokens 64: 31 s against 91 s).
+LOCAL_ENGINE_CONCURRENCY = 10
 MAX_CONCURRENCY = 16
 # The answer's token limit: its reference's estimated tokens times this, within the bounds.
 MAX_TOKENS_FACTOR = 2.0
@@ -84,6 +88,14 @@ class CompareOptions:
             return self.max_tokens
         estimate = math.ceil(len(reference) / CHARS_PER_TOKEN * self.max_tokens_factor)
         return max(MAX_TOKENS_FLOOR, min(self.max_tokens_cap, estimate))
+
+
+def default_concurrency(base_url: str) -> int:
+    """Requests at a time when the user did not say: more on the local engine."""
+    from client.hyperparameters import LOCAL_ENGINE, profile_for_base_url
+
+    local = profile_for_base_url(base_url) is LOCAL_ENGINE
+    return LOCAL_ENGINE_CONCURRENCY if local else DEFAULT_CONCURRENCY
 
 
 def is_model_failure(error: NebiusError) -> bool:

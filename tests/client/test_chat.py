@@ -12,6 +12,7 @@ import respx
 
 from client import NebiusClient
 from client.chat import messages_for, sse_data
+from client.constants import CHAT_TIMEOUT_S, CONNECT_TIMEOUT_S, DEFAULT_TIMEOUT_S
 from client.errors import NebiusError
 from tests.client.conftest import FakeTime
 
@@ -88,6 +89,21 @@ async def test_a_completion_sends_openai_s_shape_and_reads_the_answer(
     }
     assert (completion.text, completion.finish_reason, completion.model) == ("Hello", "stop", MODEL)
     assert completion.usage is not None and completion.usage.total_tokens == 43
+
+
+async def test_a_chat_waits_minutes_for_its_answer_where_other_calls_wait_a_minute(
+    client: NebiusClient, api: respx.MockRouter
+) -> None:
+    # A long answer on a busy server (a batch of compare prompts on a laptop CPU) comes whole
+    # only once generated: the client's 60 s would give up and send it again, doubling the work.
+    chat = api.post("chat/completions").respond(json=COOKBOOK_ANSWER)
+    api.get("models").respond(json={"object": "list", "data": []})
+    await client.chat_completion(MODEL, messages_for("Hello"))
+    await client.list_models()
+    chat_wait = chat.calls.last.request.extensions["timeout"]
+    other_wait = api.calls.last.request.extensions["timeout"]
+    assert chat_wait["read"] == CHAT_TIMEOUT_S and chat_wait["connect"] == CONNECT_TIMEOUT_S
+    assert other_wait["read"] == DEFAULT_TIMEOUT_S
 
 
 async def test_a_rate_limited_chat_is_sent_again_after_retry_after(

@@ -1,17 +1,19 @@
 """`POST /v1/chat/completions` through the openai SDK, on a tiny random model."""
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
 
 from engine.chat_api import MAX_TOKENS_CAP
 from engine.server import EmbeddedEngine
-from tests.engine.conftest import TINY, Api, lora_job, start_engine
+from tests.engine.conftest import TINY, WAIT_S, Api, lora_job, start_engine, wait_for
 
 HELLO = [{"role": "user", "content": "Say hello"}]
 
@@ -188,3 +190,25 @@ def test_a_model_that_cannot_be_loaded_is_a_clear_400(
         ask(sdk, model=job["fine_tuned_model"])
     assert "could not be loaded" in caught.value.message
     assert str(engine_dir) not in caught.value.message
+
+
+def test_a_client_that_hangs_up_on_a_whole_answer_stops_its_generation(
+    server: EmbeddedEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inference = server._server.config.app.app.state.engine.inference
+    started: list[Any] = []
+    submit = inference.submit
+    monkeypatch.setattr(
+        inference, "submit", lambda *a, **k: started.append(submit(*a, **k)) or started[-1]
+    )
+    gate = threading.Event()
+    # The inference thread is held until the client has given up: nothing is decoded yet.
+    holding = inference.queue(gate.wait, WAIT_S)
+    body = {"model": TINY, "messages": HELLO, "max_tokens": MAX_TOKENS_CAP, "temperature": 0}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.base_url}/chat/completions", json=body, timeout=0.5)
+    gate.set()
+
+    result = wait_for(lambda: started and started[0].done() and started[0].result(), "the end")
+    assert result.completion_tokens <= 1  # not the ~1,000 tokens it would have gone on for
+    assert holding.result() is True
