@@ -5,7 +5,6 @@ model on the validation file, all through `python -m bot --script`, on the local
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -23,16 +22,7 @@ DEPLOY_TRY_COMPARE = """\
 """
 
 
-# Ten 64-token answers from the built-in model plus a training run: minutes on an idle 2-core
-# CPU, but over twenty on a loaded one, so `make test` leaves it out unless asked.
-RUN_IT = "XGENLENS_TEST_WALKTHROUGH_DEPLOY"
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(
-    os.environ.get(RUN_IT) != "1",
-    reason=f"the deploy/try/compare walkthrough takes minutes: set {RUN_IT}=1 to run it",
-)
 def test_the_readme_walkthrough_deploys_tries_and_compares_the_built_in_model(
     samples_dir: Path,
     tmp_path: Path,
