@@ -1,6 +1,6 @@
 """Acknowledgement latency of `/finetune` with 50 concurrent commands (target: p99 < 100 ms).
 
-The real HTTP-mode app (the uvicorn server of `bot.slack.runner.http_server`, signature
+The real HTTP-mode app (the uvicorn server of `bot.slack.serve.http_server`, signature
 checks on) answers `/finetune help` while a small stand-in for Slack's Web API, in a process
 of its own, takes the replies; the run checks that every command got its ephemeral answer.
 Baseline in the same run: the same app and route with a listener that does the work before
@@ -35,7 +35,7 @@ from aiohttp import web
 from bot.config import BotSettings
 from bot.core import CommandRequest
 from bot.slack.app import SlackBot, build_slack_bot
-from bot.slack.runner import http_server
+from bot.slack.serve import http_server
 
 BOT_TOKEN = "xoxb-bench-bot-token"
 SIGNING_SECRET = "bench-signing-secret"

@@ -39,7 +39,7 @@ from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bench.bot_watch import free_port
-from bot.chat import Message, MessageRef
+from bot.chat_interface import Message, MessageRef
 from bot.clock import RealClock
 from bot.core.watcher import Watcher
 from bot.slack.web_chat import SlackChat

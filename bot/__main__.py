@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from bot.config import BotSettings
 
 if TYPE_CHECKING:
-    from bot.slack.runner import SlackCheck
+    from bot.slack.serve import SlackCheck
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +49,7 @@ def _flush_each_line() -> None:
 
 
 def run_slack(settings: BotSettings) -> int:
-    from bot.slack.runner import SlackStartError, check_slack
+    from bot.slack.serve import SlackStartError, check_slack
 
     try:
         # Both tokens are checked before anything is said about the mode.
@@ -64,7 +64,7 @@ def run_slack(settings: BotSettings) -> int:
 def _serve(settings: BotSettings, check: SlackCheck) -> int:
     from bot.backends import BackendError, start_backends
     from bot.slack.app import build_slack_bot
-    from bot.slack.runner import run_http, run_socket_mode
+    from bot.slack.serve import run_http, run_socket_mode
 
     try:
         backends = start_backends(settings)

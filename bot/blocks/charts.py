@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.blocks.common import button, clip, section
 from bot.blocks.ids import Actions
-from bot.chat import Message
+from bot.chat_interface import Message
 from client import Job
 from client.charts import LossCurve
 

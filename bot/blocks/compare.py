@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.blocks.common import SECTION_LIMIT, actions, button, code_block, context, section
 from bot.blocks.ids import Actions
-from bot.chat import Message
+from bot.chat_interface import Message
 from client.compare import CompareResult, render_examples, render_table
 
 # Examples shown side by side under the table: each takes a block of up to 3,000 characters.

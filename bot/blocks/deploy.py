@@ -10,7 +10,7 @@ from typing import Any
 from bot.blocks.common import actions, button, clip, code_block, context, section
 from bot.blocks.compare import compare_button
 from bot.blocks.ids import Actions, Views
-from bot.chat import Message
+from bot.chat_interface import Message
 from bot.store import StoredDeployment
 from client.checkpoints import ChosenCheckpoint
 from client.deployments import Deployment

@@ -14,7 +14,7 @@ from bot.blocks.deploy import deploy_button, full_fine_tune_text
 from bot.blocks.failures import failure_text
 from bot.blocks.ids import Actions
 from bot.blocks.retry import JobLinks, links_lines, retry_buttons
-from bot.chat import Message
+from bot.chat_interface import Message
 from client import Checkpoint, Event, Job, Model
 from client.checkpoints import best_checkpoint
 from client.deployments import is_lora

@@ -4,7 +4,7 @@ from collections.abc import Iterable
 
 from bot.blocks.common import actions, button, code_block, context, section
 from bot.blocks.ids import Actions
-from bot.chat import Message
+from bot.chat_interface import Message
 
 # Where each usage line's summary starts: the syntax is padded to this width.
 USAGE_COLUMN = 40

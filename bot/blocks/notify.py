@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.blocks.common import context, section
-from bot.chat import Message
+from bot.chat_interface import Message
 
 # What each mode sends, as the help and the confirmation say it.
 MODE_TEXT = {

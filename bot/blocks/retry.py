@@ -10,7 +10,7 @@ from typing import Any
 from bot.blocks.common import button, context, section
 from bot.blocks.forms import NO_VALIDATION
 from bot.blocks.ids import Actions
-from bot.chat import Message
+from bot.chat_interface import Message
 from client import Job
 
 # The statuses whose card offers Retry and Edit and retry.

@@ -4,7 +4,7 @@ from typing import Any
 
 from bot.blocks.common import actions, button, code_block, context, section
 from bot.blocks.ids import Actions
-from bot.chat import Message
+from bot.chat_interface import Message
 from client.sizes import human_size
 from client.validation import ValidationReport, format_name, render_report
 

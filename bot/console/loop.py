@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.chat import SharedFile
+from bot.chat_interface import SharedFile
 from bot.clock import Clock, RealClock
 from bot.console.forms import FormCancelled, fill_form, form_title
 from bot.console.home_text import home_text

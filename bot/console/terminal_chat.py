@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.chat import ChatError, FileTooLarge, Message, MessageRef, ProgressCallback, SharedFile
+from bot.chat_interface import (
+    ChatError,
+    FileTooLarge,
+    Message,
+    MessageRef,
+    ProgressCallback,
+    SharedFile,
+)
 from bot.clock import Clock, RealClock
 from bot.console.render import render_message
 from bot.console.screen import Screen

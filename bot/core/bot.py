@@ -11,7 +11,7 @@ import logging
 from collections.abc import Coroutine
 
 from bot.blocks import mention_message
-from bot.chat import Chat, SharedFile
+from bot.chat_interface import Chat, SharedFile
 from bot.clock import Clock, RealClock
 from bot.config import BotSettings
 from bot.core.commands import CommandRunner

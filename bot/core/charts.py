@@ -25,7 +25,7 @@ from bot.blocks.charts import (
     chart_title,
     chart_unavailable_message,
 )
-from bot.chat import Chat, ChatError, MessageRef, check_post_fence, post_fence
+from bot.chat_interface import Chat, ChatError, MessageRef, check_post_fence, post_fence
 from bot.core.requests import ButtonClick, CommandRequest, ParsedCommand
 from bot.store import Store, Watch
 from client import Checkpoint, Job, NebiusClient

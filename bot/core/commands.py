@@ -34,7 +34,7 @@ from bot.blocks.jobs import (
     watching_message,
 )
 from bot.blocks.notices import usage_text
-from bot.chat import Chat, Message, MessageRef
+from bot.chat_interface import Chat, Message, MessageRef
 from bot.clock import Clock
 from bot.config import BotSettings
 from bot.core.charts import Charts, chart_button, chart_command

@@ -39,7 +39,7 @@ from bot.blocks.compare import (
     compare_result_message,
     compare_thread_message,
 )
-from bot.chat import Chat, ChatError, Message, MessageRef
+from bot.chat_interface import Chat, ChatError, Message, MessageRef
 from bot.clock import Clock, RealClock
 from bot.config import BotSettings
 from bot.core.jobs import RequestError, resolve_upload

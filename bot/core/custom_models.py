@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from bot.blocks.deploy import deployments_blocks, note_message, undeploy_confirm_message
 from bot.blocks.jobs import models_message
-from bot.chat import Chat, Message
+from bot.chat_interface import Chat, Message
 from bot.config import BotSettings
 from bot.core.deploy import Deployer
 from bot.core.requests import ButtonClick, CommandRequest, FormSubmission, ParsedCommand

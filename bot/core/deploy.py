@@ -26,7 +26,7 @@ from bot.blocks.deploy import (
     note_message,
     undeployed_message,
 )
-from bot.chat import Chat, Message, MessageRef
+from bot.chat_interface import Chat, Message, MessageRef
 from bot.core.try_model import training_system_prompt
 from bot.store import Store, StoredDeployment
 from client import Job, NebiusClient, NebiusError, NotFoundError

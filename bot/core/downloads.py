@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from bot.blocks.jobs import download_too_large_message, job_step_message
-from bot.chat import Chat, MessageRef
+from bot.chat_interface import Chat, MessageRef
 from client import Checkpoint, NebiusClient, clean_filename
 from client.checkpoints import CheckpointNotFound, choose_checkpoint
 

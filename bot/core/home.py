@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.blocks.home import home_view
 from bot.blocks.ids import Actions
-from bot.chat import Chat, ChatError
+from bot.chat_interface import Chat, ChatError
 from bot.clock import Clock, RealClock
 from bot.core.requests import ButtonClick
 from bot.store import Store, Watch

@@ -31,7 +31,7 @@ from bot.blocks.notices import (
     start_unresolved_message,
     started_again_message,
 )
-from bot.chat import Chat, ChatError, Message, MessageRef
+from bot.chat_interface import Chat, ChatError, Message, MessageRef
 from bot.config import BotSettings
 from bot.core.costs import Costs
 from bot.core.retry_links import card_message, link_retry

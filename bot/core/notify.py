@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from bot.blocks import error_message
 from bot.blocks.jobs import job_events_replies
 from bot.blocks.notify import MODE_TEXT, NOTIFY_HINT, notify_current_message, notify_set_message
-from bot.chat import Message
+from bot.chat_interface import Message
 from bot.core.requests import CommandRequest, ParsedCommand
 from bot.store import Store
 from client import Event, Job

@@ -20,7 +20,7 @@ from bot.blocks.retry import (
     filled_create_view,
     not_retryable_message,
 )
-from bot.chat import Message
+from bot.chat_interface import Message
 from bot.core.jobs import RequestError, plan_from_record
 from bot.core.requests import ButtonClick
 from bot.store import JobPlan

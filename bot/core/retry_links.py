@@ -10,7 +10,7 @@ import logging
 
 from bot.blocks.jobs import job_card_message
 from bot.blocks.retry import JobLinks, retried_here_message, retry_of_message
-from bot.chat import Chat, ChatError, Message, MessageRef
+from bot.chat_interface import Chat, ChatError, Message, MessageRef
 from bot.store import Store
 from client import Job, NebiusClient, NebiusError
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.blocks.deploy import note_message, try_answers_message, try_view
-from bot.chat import Chat, Message
+from bot.chat_interface import Chat, Message
 from bot.store import Store
 from client import NebiusClient, NebiusError, NotFoundError
 from client.chat import messages_for

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.blocks import download_progress_message, upload_problem_message, upload_report
 from bot.blocks.notices import file_unreadable_message
-from bot.chat import Chat, ChatError, FileTooLarge, Message, MessageRef, SharedFile
+from bot.chat_interface import Chat, ChatError, FileTooLarge, Message, MessageRef, SharedFile
 from bot.clock import Clock, RealClock
 from bot.config import BotSettings
 from bot.store import Store, Upload

@@ -34,7 +34,15 @@ from bot.blocks.jobs import (
     job_gone_message,
     job_summary_message,
 )
-from bot.chat import Chat, ChatError, Message, MessageRef, PostFenced, check_post_fence, post_fence
+from bot.chat_interface import (
+    Chat,
+    ChatError,
+    Message,
+    MessageRef,
+    PostFenced,
+    check_post_fence,
+    post_fence,
+)
 from bot.clock import Clock, RealClock
 from bot.core.charts import chart_at_end
 from bot.core.costs import Costs

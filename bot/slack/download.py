@@ -7,7 +7,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from bot.chat import ChatError, FileTooLarge, ProgressCallback
+from bot.chat_interface import ChatError, FileTooLarge, ProgressCallback
 
 CHUNK_BYTES = 256 * 1024
 MAX_REDIRECTS = 3

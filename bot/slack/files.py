@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bot.chat import ChatError, SharedFile
+from bot.chat_interface import ChatError, SharedFile
 
 
 def is_id_only(raw: dict[str, Any]) -> bool:

@@ -17,7 +17,7 @@ import httpx
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.chat import (
+from bot.chat_interface import (
     ChatError,
     Message,
     MessageRef,
@@ -66,7 +66,7 @@ class SlackChat:
         """One Web API call; 429s are waited out, other failures become a ChatError."""
         for _ in range(MAX_RATE_LIMIT_RETRIES + 1):
             # After any wait (pacing, Retry-After): a post under a lease that has grown too
-            # old meanwhile is dropped here rather than sent (bot.chat.post_fence).
+            # old meanwhile is dropped here rather than sent (bot.chat_interface.post_fence).
             check_post_fence()
             try:
                 # The typed methods encode each argument the way Slack expects it.

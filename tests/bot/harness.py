@@ -14,7 +14,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.config import BotSettings
 from bot.slack.app import SlackBot
-from bot.slack.runner import http_app
+from bot.slack.serve import http_app
 from tests.bot.fake_slack import FakeSlack
 
 SIGNING_SECRET = "test-signing-secret-123"

@@ -42,7 +42,7 @@ def kind(message: PostedMessage) -> str | None:
 
 
 def _text(text: str):
-    from bot.chat import Message
+    from bot.chat_interface import Message
 
     return Message(text=text)
 

@@ -14,7 +14,7 @@ import respx
 from pydantic import SecretStr
 
 from bot.backends import Backends
-from bot.chat import Message
+from bot.chat_interface import Message
 from bot.clock import FakeClock
 from bot.config import BotSettings
 from bot.console import run_console

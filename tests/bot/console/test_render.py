@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.blocks import error_message, upload_report
 from bot.blocks.jobs import checkpoints_message, events_message, job_card_message
-from bot.chat import Message
+from bot.chat_interface import Message
 from bot.console.render import mrkdwn_to_text, render_message
 from client import Checkpoint, Event, Job
 from client.validation import validate_file

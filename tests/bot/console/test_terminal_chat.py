@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.blocks.jobs import job_card_message
-from bot.chat import ChatError, FileTooLarge, Message, MessageRef, SharedFile
+from bot.chat_interface import ChatError, FileTooLarge, Message, MessageRef, SharedFile
 from bot.clock import FakeClock
 from bot.console.terminal_chat import CHANNEL, ConsoleChat
 from bot.core.commands import usage

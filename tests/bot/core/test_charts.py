@@ -9,7 +9,7 @@ import respx
 
 from bot.blocks import Actions
 from bot.blocks.jobs import job_card_message
-from bot.chat import ChatError, Message
+from bot.chat_interface import ChatError, Message
 from client import Job
 from client.charts.curve import NO_VALIDATION_FILE, TRAINING_LOSS_PER_CHECKPOINT
 from tests.bot.conftest import HarnessFactory

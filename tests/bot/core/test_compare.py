@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from bot.chat import ChatError, Message, MessageRef
+from bot.chat_interface import ChatError, Message, MessageRef
 from bot.clock import FakeClock
 from bot.core.compare import (
     DEFAULT_EXAMPLES,

@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from bot.blocks.ids import Actions
-from bot.chat import ChatError
+from bot.chat_interface import ChatError
 from bot.clock import FakeClock
 from bot.core.home import REFRESH_EVERY_S, HomeBuilder, HomeTab
 from bot.core.requests import ButtonClick

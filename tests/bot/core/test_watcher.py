@@ -13,7 +13,7 @@ import respx
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.jobs import job_card_message
-from bot.chat import ChatError
+from bot.chat_interface import ChatError
 from bot.clock import FakeClock
 from bot.core.watcher import Watcher
 from bot.slack.web_chat import SlackChat

@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.ids import Actions
 from bot.blocks.jobs import job_card_message
-from bot.chat import ChatError
+from bot.chat_interface import ChatError
 from bot.clock import FakeClock
 from bot.slack.web_chat import SlackChat
 from client import Job

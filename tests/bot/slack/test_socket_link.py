@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from bot.config import BotSettings
 from bot.slack.app import build_slack_bot
-from bot.slack.runner import SlackStartError, check_slack, run_socket_mode
+from bot.slack.serve import SlackStartError, check_slack, run_socket_mode
 from bot.slack.socket_link import PING_INTERVAL_S, IssuedUrl
 from tests.bot.fake_slack import APP_TOKEN, FakeSlack
 

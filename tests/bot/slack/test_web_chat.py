@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.chat import ChatError, Message
+from bot.chat_interface import ChatError, Message
 from bot.clock import FakeClock
 from bot.slack.web_chat import SlackChat
 from tests.bot.fake_slack import BOT_TOKEN, FakeSlack

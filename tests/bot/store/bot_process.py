@@ -18,7 +18,7 @@ import sys
 from bot.backends import start_backends
 from bot.config import BotSettings
 from bot.slack.app import build_slack_bot
-from bot.slack.runner import http_server
+from bot.slack.serve import http_server
 
 POLL_VARIABLE = "XGENLENS_TEST_POLL_S"
 

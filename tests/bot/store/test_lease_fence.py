@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.chat import Message, MessageRef
+from bot.chat_interface import Message, MessageRef
 from bot.clock import FakeClock
 from bot.core.watcher import Watcher
 from bot.slack.web_chat import SlackChat

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.blocks.ids import Actions
-from bot.chat import Message
+from bot.chat_interface import Message
 from bot.clock import FakeClock
 from bot.config import BotSettings
 from bot.core.bot import Bot

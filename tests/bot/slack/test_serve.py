@@ -4,7 +4,7 @@ app token: a bad or misplaced token is a clear message, not a trace."""
 import pytest
 
 from bot.config import BotSettings
-from bot.slack.runner import SlackStartError, check_slack
+from bot.slack.serve import SlackStartError, check_slack
 from tests.bot.fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 
 
