@@ -126,7 +126,7 @@ async def seed(database: str, jobs: int, channels: int, lease_s: float) -> None:
     store = PostgresStore(database, lease_s=lease_s)
     await store.open()
     for i in range(jobs):
-        await store.add_watch(f"job-{i}", f"C{i % channels}", f"{i}.0", f"{i}.0", "U1")
+        await store.add_watch(f"job-{i}", f"C{i % channels}", f"{i}.0", "U1")
     await store.close()
 
 

@@ -226,7 +226,7 @@ async def run(args: argparse.Namespace, base: str) -> dict[str, Any]:
         db = Path(tmp) / "bot.sqlite3"
         store, chat, nebius, watcher = open_bot(base, db, args.interval)
         for i, job_id in enumerate(jobs):
-            await store.add_watch(job_id, f"C{i % args.channels}", f"{i}.0", f"{i}.0", "U1")
+            await store.add_watch(job_id, f"C{i % args.channels}", f"{i}.0", "U1")
         started = time.monotonic()
         await watcher.poll_due()  # 1. everyone's first events
         first_round = time.monotonic() - started

@@ -153,7 +153,7 @@ async def watch(args: argparse.Namespace, port: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(Path(tmp) / "bot.sqlite3")
         for i in range(args.jobs):
-            await store.add_watch(f"job-{i}", f"C{i % args.channels}", f"{i}.0", f"{i}.0", "U1")
+            await store.add_watch(f"job-{i}", f"C{i % args.channels}", f"{i}.0", "U1")
         watcher = Watcher(store, chat, nebius, poll_s={"running": args.interval})
         watcher_started = time.monotonic()
         task = asyncio.create_task(watcher.run())

@@ -6,7 +6,7 @@ adapter implements it over a terminal. The core never imports `slack_bolt` or `s
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +85,29 @@ def check_post_fence() -> None:
     fence = post_fence.get()
     if fence is not None and not fence():
         raise PostFenced("this process's lease is too old to post; another may hold the watch")
+
+
+async def save_chunks(
+    chunks: AsyncIterator[bytes],
+    dest: Path,
+    *,
+    max_bytes: int,
+    too_large: str,
+    total: int | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> int:
+    """Writes a file's content to `dest` as it comes and returns its size: `Chat.fetch_file`'s
+    cap, for each adapter. FileTooLarge (saying `too_large`) as soon as it passes `max_bytes`."""
+    written = 0
+    with dest.open("wb") as handle:
+        async for chunk in chunks:
+            written += len(chunk)
+            if written > max_bytes:
+                raise FileTooLarge(too_large)
+            handle.write(chunk)
+            if on_progress is not None:
+                await on_progress(written, total)
+    return written
 
 
 class Chat(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
@@ -26,6 +26,15 @@ RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 def jittered(delay: float, rng: random.Random, fraction: float = JITTER_FRACTION) -> float:
     """delay +/- fraction, so that many clients do not poll in lockstep."""
     return max(0.0, delay * (1 + rng.uniform(-fraction, fraction)))
+
+
+def backoff(initial: float, factor: float, cap: float) -> Iterator[float]:
+    """The waits between polls before jitter: `initial`, then `factor` times more each time,
+    never above `cap`."""
+    delay = initial
+    while True:
+        yield delay
+        delay = min(delay * factor, cap)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -8,7 +8,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from contextlib import asynccontextmanager
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +18,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from client._multipart import MultipartFile
-from client._retry import RETRY_STATUSES, Clock, RetryPolicy, Sleep, jittered
+from client._retry import RETRY_STATUSES, Clock, RetryPolicy, Sleep, backoff, jittered
 from client.chat import ChatChunk, ChatCompletion, SSEError, sse_data
 from client.config import resolve_price_config, resolve_settings
 from client.constants import (
@@ -74,6 +74,7 @@ from client.models import Checkpoint, Event, FileObject, Job, Model, Page
 log = logging.getLogger("client")
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 TransferProgress = Callable[[int, int | None], object]
 FileWaitProgress = Callable[[FileObject, float], object]
 
@@ -183,7 +184,7 @@ class NebiusClient:
                     f"request timed out ({type(exc).__name__})", request=info
                 )
             except httpx.TransportError as exc:
-                detail = redact_text(str(exc) or type(exc).__name__, self._secrets)
+                detail = self._transport_detail(exc)
                 error = APIConnectionError(f"cannot reach the API: {detail}", request=info)
             else:
                 log.debug(
@@ -221,12 +222,20 @@ class NebiusClient:
         try:
             return response.json()
         except ValueError:
-            raise NebiusError(
-                "the API answered with something that is not JSON",
-                status_code=response.status_code,
-                body=redact_text(response.text[:2000], self._secrets),
-                request=self._info(method, path, kwargs.get("params"), kwargs.get("json")),
-            ) from None
+            info = self._info(method, path, kwargs.get("params"), kwargs.get("json"))
+            raise self._not_json(response, info) from None
+
+    def _not_json(self, response: httpx.Response, info: RequestInfo) -> NebiusError:
+        return NebiusError(
+            "the API answered with something that is not JSON",
+            status_code=response.status_code,
+            body=redact_text(response.text[:2000], self._secrets),
+            request=info,
+        )
+
+    def _transport_detail(self, exc: httpx.TransportError) -> str:
+        """What went wrong on the wire, with any secret the message echoes redacted."""
+        return redact_text(str(exc) or type(exc).__name__, self._secrets)
 
     def _parse(self, model: type[M], data: Any, what: str) -> M:
         try:
@@ -363,26 +372,49 @@ class NebiusClient:
         created (the job's events say "Dataset 'training' processed successfully"), and a job
         created too early is refused as "not ready", which `create_job` waits out.
         """
-        start = self._clock()
-        delay = FILE_POLL_INITIAL_S
-        while True:
-            file = await self.retrieve_file(file_id)
-            elapsed = self._clock() - start
-            if on_progress:
-                on_progress(file, elapsed)
+
+        def processed(file: FileObject) -> bool:
             if file.is_failed:
                 reason = file.status_details or file.status
                 raise FileProcessingError(f"Nebius could not process file {file_id}: {reason}")
-            if file.is_ready:
-                return file
+            return file.is_ready
+
+        return await self._poll(
+            lambda: self.retrieve_file(file_id),
+            processed,
+            lambda file: f"file {file_id} is still '{file.status}'",
+            FileNotReadyError,
+            timeout=timeout,
+            delays=backoff(FILE_POLL_INITIAL_S, FILE_POLL_FACTOR, FILE_POLL_MAX_S),
+            on_progress=on_progress,
+        )
+
+    async def _poll(
+        self,
+        look: Callable[[], Awaitable[T]],
+        finished: Callable[[T], bool],
+        still: Callable[[T], str],
+        timed_out: type[NebiusError],
+        *,
+        timeout: float,
+        delays: Iterator[float],
+        on_progress: Callable[[T, float], object] | None,
+    ) -> T:
+        """Looks until `finished` says so (it raises for a failure), waiting `delays` with
+        jitter between looks; after `timeout` seconds raises `timed_out`, saying what the last
+        look was `still`."""
+        start = self._clock()
+        while True:
+            item = await look()
+            elapsed = self._clock() - start
+            if on_progress:
+                on_progress(item, elapsed)
+            if finished(item):
+                return item
             remaining = timeout - elapsed
             if remaining <= 0:
-                raise FileNotReadyError(
-                    f"file {file_id} is still '{file.status}' after {elapsed:.0f}s "
-                    f"(limit {timeout:g}s)"
-                )
-            await self._sleep(min(jittered(delay, self._retry.rng), remaining))
-            delay = min(delay * FILE_POLL_FACTOR, FILE_POLL_MAX_S)
+                raise timed_out(f"{still(item)} after {elapsed:.0f}s (limit {timeout:g}s)")
+            await self._sleep(min(jittered(next(delays), self._retry.rng), remaining))
 
     async def checkpoint_files(self, checkpoint: Checkpoint) -> list[FileObject]:
         """The file objects of a checkpoint's result files (their `clean_filename` is the
@@ -402,14 +434,64 @@ class NebiusClient:
         - "file not ready yet": wait (backoff, up to file_wait_timeout) and send again.
         """
         body = request.to_body()
-        attempt = 0
         sent_at = self._wall()
         wait_start: float | None = None
-        wait_delay = FILE_POLL_INITIAL_S
+        wait_delays = backoff(FILE_POLL_INITIAL_S, FILE_POLL_FACTOR, FILE_POLL_MAX_S)
+
+        async def send() -> Job:
+            nonlocal wait_start
+            while True:
+                try:
+                    data = await self._json("POST", "fine_tuning/jobs", json=body, retry=False)
+                    return self._parse(Job, data, "job")
+                except (BadRequestError, UnprocessableEntityError) as err:
+                    if not is_not_ready_message(err.message):
+                        raise
+                    now = self._clock()
+                    wait_start = now if wait_start is None else wait_start
+                    if now - wait_start >= file_wait_timeout:
+                        raise FileNotReadyError(
+                            f"{err.message} (still refused after {now - wait_start:.0f}s)",
+                            status_code=err.status_code,
+                            body=err.body,
+                            request=err.request,
+                        ) from None
+                    # Bounded by time, not by max_retries: the file is on its way.
+                    delay = min(jittered(next(wait_delays), self._retry.rng), file_wait_timeout)
+                    log.info("file not ready yet; creating the job again in %.1fs", delay)
+                    await self._sleep(delay)
+
+        return await self._create_once(
+            "job creation",
+            send,
+            lambda: self.find_created_job(request, sent_at=sent_at),
+            lambda job: job.id,
+            unchecked_hint=(
+                "Job creation failed and the job list could not be checked: the job may "
+                "exist. Run `finetune list` before trying again."
+            ),
+        )
+
+    async def _create_once(
+        self,
+        what: str,
+        send: Callable[[], Awaitable[T]],
+        find: Callable[[], Awaitable[T | None]],
+        name_of: Callable[[T], str],
+        *,
+        unchecked_hint: str,
+    ) -> T:
+        """Sends a create that must never make two (a second job would train and bill again).
+
+        A 429 was refused, so it is sent again after Retry-After. After a 5xx or a dropped
+        connection the object may exist: `find` looks for it before sending again, and when
+        the list cannot be read the failure is raised with `unchecked_hint`, since sending
+        blind could make a second one.
+        """
+        attempt = 0
         while True:
             try:
-                data = await self._json("POST", "fine_tuning/jobs", json=body, retry=False)
-                return self._parse(Job, data, "job")
+                return await send()
             except RateLimitError as err:
                 if attempt >= self.max_retries:
                     raise
@@ -417,31 +499,18 @@ class NebiusClient:
                 if delay is None:
                     delay = self._retry.delay(attempt)
             except (APIConnectionError, ServerError) as err:
-                existing = await self._find_created_job(request, sent_at, err)
+                try:
+                    existing = await find()
+                except NebiusError:
+                    err.hint = unchecked_hint
+                    raise err from None
                 if existing is not None:
-                    log.warning("job creation failed (%s) but created %s", err, existing.id)
+                    log.warning("%s failed (%s) but created %s", what, err, name_of(existing))
                     return existing
                 if attempt >= self.max_retries:
                     raise
                 delay = self._retry.delay(attempt)
-            except (BadRequestError, UnprocessableEntityError) as err:
-                if not is_not_ready_message(err.message):
-                    raise
-                now = self._clock()
-                wait_start = now if wait_start is None else wait_start
-                if now - wait_start >= file_wait_timeout:
-                    raise FileNotReadyError(
-                        f"{err.message} (still refused after {now - wait_start:.0f}s)",
-                        status_code=err.status_code,
-                        body=err.body,
-                        request=err.request,
-                    ) from None
-                delay = min(jittered(wait_delay, self._retry.rng), file_wait_timeout)
-                wait_delay = min(wait_delay * FILE_POLL_FACTOR, FILE_POLL_MAX_S)
-                log.info("file not ready yet; creating the job again in %.1fs", delay)
-                await self._sleep(delay)
-                continue  # not-ready waits are bounded by time, not by max_retries
-            log.warning("job creation failed; retry %d/%d", attempt + 1, self.max_retries)
+            log.warning("%s failed; retry %d/%d", what, attempt + 1, self.max_retries)
             await self._sleep(delay)
             attempt += 1
 
@@ -458,19 +527,6 @@ class NebiusClient:
             if job.id not in exclude and job_matches(job, request, since):
                 return job
         return None
-
-    async def _find_created_job(
-        self, request: JobRequest, sent_at: float, cause: NebiusError
-    ) -> Job | None:
-        try:
-            return await self.find_created_job(request, sent_at=sent_at)
-        except NebiusError:
-            # Sending again blind could start a second paid job: stop and say so.
-            cause.hint = (
-                "Job creation failed and the job list could not be checked: the job may "
-                "exist. Run `finetune list` before trying again."
-            )
-            raise cause from None
 
     async def list_jobs(
         self, *, after: str | None = None, limit: int = DEFAULT_JOBS_PAGE
@@ -582,28 +638,21 @@ class NebiusClient:
             body["description"] = description
         url = self._deployments_url()
         sent_at = self._wall()
-        attempt = 0
-        while True:
-            try:
-                data = await self._json("POST", url, json=body, retry=False)
-                return self._parse(Deployment, data, "deployment")
-            except RateLimitError as err:
-                if attempt >= self.max_retries:
-                    raise
-                delay = err.retry_after
-                if delay is None:
-                    delay = self._retry.delay(attempt)
-            except (APIConnectionError, ServerError) as err:
-                existing = await self._find_deployment(source, name, sent_at, err)
-                if existing is not None:
-                    log.warning("deploy failed (%s) but created %s", err, existing.name)
-                    return existing
-                if attempt >= self.max_retries:
-                    raise
-                delay = self._retry.delay(attempt)
-            log.warning("deploy failed; retry %d/%d", attempt + 1, self.max_retries)
-            await self._sleep(delay)
-            attempt += 1
+
+        async def send() -> Deployment:
+            data = await self._json("POST", url, json=body, retry=False)
+            return self._parse(Deployment, data, "deployment")
+
+        return await self._create_once(
+            "deploy",
+            send,
+            lambda: self.find_deployment(source, name, since=sent_at),
+            lambda deployment: deployment.name,
+            unchecked_hint=(
+                "Deploying failed and the list of custom models could not be checked: the "
+                "model may exist. Run `finetune deployments` before trying again."
+            ),
+        )
 
     async def find_deployment(self, source: str, name: str, *, since: float) -> Deployment | None:
         """The deployment of `source` (`<job>:<checkpoint>`) asked for as `name` and created
@@ -617,18 +666,6 @@ class NebiusClient:
             ):
                 return deployment
         return None
-
-    async def _find_deployment(
-        self, source: str, name: str, sent_at: float, cause: NebiusError
-    ) -> Deployment | None:
-        try:
-            return await self.find_deployment(source, name, since=sent_at)
-        except NebiusError:
-            cause.hint = (
-                "Deploying failed and the list of custom models could not be checked: the "
-                "model may exist. Run `finetune deployments` before trying again."
-            )
-            raise cause from None
 
     async def get_deployment(self, full_name: str) -> Deployment:
         """One custom model by its full name; NotFoundError when there is none."""
@@ -681,28 +718,26 @@ class NebiusClient:
         """Poll until the deployment is active (backoff with jitter), at most `timeout`
         seconds. An answer without a status means still validating. Raises DeploymentFailed
         (`error`, with Nebius's status_reason; or deleted meanwhile) or DeploymentTimeout."""
-        start = self._clock()
-        delay = DEPLOY_POLL_INITIAL_S
-        while True:
-            deployment = await self.get_deployment(full_name)
-            elapsed = self._clock() - start
-            if on_progress:
-                on_progress(deployment, elapsed)
+
+        def active(deployment: Deployment) -> bool:
             if deployment.is_active:
-                return deployment
+                return True
             if deployment.is_settled:
                 reason = deployment.status_reason or "no reason given"
                 if deployment.state == DELETED:
                     reason = "it was deleted while validating"
                 raise DeploymentFailed(f"{full_name} could not be deployed: {reason}")
-            remaining = timeout - elapsed
-            if remaining <= 0:
-                raise DeploymentTimeout(
-                    f"{full_name} is still {deployment.state} after {elapsed:.0f}s "
-                    f"(limit {timeout:g}s)"
-                )
-            await self._sleep(min(jittered(delay, self._retry.rng), remaining))
-            delay = min(delay * DEPLOY_POLL_FACTOR, DEPLOY_POLL_MAX_S)
+            return False
+
+        return await self._poll(
+            lambda: self.get_deployment(full_name),
+            active,
+            lambda deployment: f"{full_name} is still {deployment.state}",
+            DeploymentTimeout,
+            timeout=timeout,
+            delays=backoff(DEPLOY_POLL_INITIAL_S, DEPLOY_POLL_FACTOR, DEPLOY_POLL_MAX_S),
+            on_progress=on_progress,
+        )
 
     # ------------------------------------------------------------------ chat
 
@@ -764,12 +799,7 @@ class NebiusClient:
                 try:
                     whole = self._parse(ChatCompletion, response.json(), "chat completion")
                 except ValueError:
-                    raise NebiusError(
-                        "the API answered with something that is not JSON",
-                        status_code=response.status_code,
-                        body=redact_text(response.text[:2000], self._secrets),
-                        request=info,
-                    ) from None
+                    raise self._not_json(response, info) from None
                 yield ChatChunk.model_validate(
                     {
                         "id": whole.id,
@@ -792,7 +822,7 @@ class NebiusClient:
             except httpx.TimeoutException:
                 raise APITimeoutError("the streamed answer timed out", request=info) from None
             except httpx.TransportError as exc:
-                detail = redact_text(str(exc) or type(exc).__name__, self._secrets)
+                detail = self._transport_detail(exc)
                 raise APIConnectionError(
                     f"the streamed answer was cut off: {detail}", request=info
                 ) from None

@@ -93,10 +93,6 @@ class TrainingPrice:
     def is_free(self) -> bool:
         return self.source == "local"
 
-    @property
-    def is_known(self) -> bool:
-        return self.per_million is not None
-
     def cost(self, tokens: float) -> float | None:
         if self.per_million is None:
             return None

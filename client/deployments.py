@@ -103,10 +103,6 @@ class DeploymentTimeout(NebiusError):
     )
 
 
-class NotLoRA(NebiusError):
-    """A full fine-tune: only LoRA checkpoints deploy as serverless models."""
-
-
 def v0_root(base_url: str) -> str:
     """The root of the `/v0` calls for a `/v1` base URL: `https://host/v1/` -> `https://host/v0/`
     (the version segment is replaced; a base URL without one gets `v0/` added)."""

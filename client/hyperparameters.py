@@ -7,10 +7,12 @@ request, naming the field and the range of the backend in use:
   FineTuningRequest in nebius/tokenfactory-rl, openapi-fine-tuning.yaml), with one addition
   of ours: a learning rate must be in (0, 1], a guard against typos (Nebius allows any
   value of at least 0). Messages say so.
-- `LOCAL_ENGINE_RANGES`: what the local engine accepts (the engine holds the same table in
-  `engine.training.spec.RANGES`; a test keeps the two equal). Wider where a small machine
-  wants it (a context of 512 tokens, a LoRA rank of 4), capped where a typo would run for
-  hours.
+- `LOCAL_ENGINE_RANGES`: what the local engine accepts (the engine checks its requests with
+  this very table, in `engine.training.spec`). Wider where a small machine wants it (a
+  context of 512 tokens, a LoRA rank of 4), capped where a typo would run for hours.
+
+`HyperparameterFields` (the fields and Nebius's defaults) is shared with the engine too; the
+engine adds its own messages, in its API's words.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from client.errors import NebiusError
 # (low, high or None for no cap, low inclusive, high inclusive)
 Range = tuple[float, float | None, bool, bool]
 
+# The seed's cap on both backends; the local engine's random generators take no more.
 SEED_MAX = 2**31 - 1
 # Nebius's limit (FineTuningRequest.suffix maxLength); the local engine keeps it too, so a
 # request that works on one backend works on the other.
@@ -87,12 +90,9 @@ class RangeProfile:
 
     def check(self, name: str, value: float) -> str | None:
         """None when `value` is allowed, else the message (field, range, value)."""
-        low, high, low_inc, high_inc = self.ranges[name]
         if not math.isfinite(value):  # JSON has no infinity, and "no cap" does not mean it
             return f"{name} must be a finite number (got {number(value)})"
-        ok_low = value >= low if low_inc else value > low
-        ok_high = high is None or (value <= high if high_inc else value < high)
-        if ok_low and ok_high:
+        if in_range(self.ranges[name], value):
             return None
         rule = describe_rule(self.ranges[name])
         note = self.notes.get(name)
@@ -120,6 +120,14 @@ def number(value: float) -> str:
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:g}"
+
+
+def in_range(rng: Range, value: float) -> bool:
+    """Whether `value` lies in `rng`; NaN compares false both ways, so it never does."""
+    low, high, low_inc, high_inc = rng
+    above = value >= low if low_inc else value > low
+    below = high is None or (value <= high if high_inc else value < high)
+    return above and below
 
 
 def describe_range(rng: Range) -> str:
@@ -172,11 +180,11 @@ class HyperparameterError(NebiusError):
     default_hint = "Fix the value named above; `finetune create --help` lists every range."
 
 
-class Hyperparameters(BaseModel):
-    """Nebius's hyperparameters with Nebius's defaults. Built with `build(profile, ...)`
-    the ranges are that profile's; the plain constructor uses Nebius's."""
+class HyperparameterFields(BaseModel):
+    """Nebius's hyperparameters with Nebius's defaults (SupervisedHParameters), no ranges:
+    the one list of fields, which `Hyperparameters` here and the engine's model both check."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid")
 
     batch_size: int = 8
     learning_rate: float = 1e-5
@@ -191,19 +199,18 @@ class Hyperparameters(BaseModel):
     lora_alpha: int = 8
     lora_dropout: float = 0.0
 
-    @field_validator(
-        "batch_size",
-        "learning_rate",
-        "n_epochs",
-        "warmup_ratio",
-        "weight_decay",
-        "max_grad_norm",
-        "context_length",
-        "lora_r",
-        "lora_alpha",
-        "lora_dropout",
-        mode="after",
-    )
+
+# The fields a range table bounds (the rest are booleans); "seed" is a job's field.
+RANGED_FIELDS = tuple(name for name in LOCAL_ENGINE_RANGES if name != "seed")
+
+
+class Hyperparameters(HyperparameterFields):
+    """Nebius's hyperparameters with Nebius's defaults. Built with `build(profile, ...)`
+    the ranges are that profile's; the plain constructor uses Nebius's."""
+
+    model_config = ConfigDict(frozen=True)
+
+    @field_validator(*RANGED_FIELDS, mode="after")
     @classmethod
     def _in_range(cls, value: float, info: ValidationInfo) -> float:
         profile = _profile(info)

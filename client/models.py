@@ -7,11 +7,10 @@ All accept fields they do not know (Nebius adds some) and treat all but the id a
 from __future__ import annotations
 
 import posixpath
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 # Statuses Nebius/OpenAI use for a file that can be used for training.
 FILE_READY_STATUSES: frozenset[str] = frozenset({"processed", "ready", "succeeded", "uploaded_ok"})

@@ -146,6 +146,19 @@ def _page(data: list[dict[str, Any]], has_more: bool) -> JSONResponse:
     )
 
 
+def _page_after(
+    request: Request, items: list[dict[str, Any]], default: int, most: int
+) -> JSONResponse:
+    """The page of `items` (in the listing's order) that follows the `after` id of the
+    query: none when that id is not listed."""
+    after = request.query_params.get("after")
+    if after:
+        ids = [item["id"] for item in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    limit = _limit(request, default, most)
+    return _page(items[:limit], len(items) > limit)
+
+
 def _not_json_constant(name: str) -> Any:
     # Python's json module reads NaN and Infinity, which JSON does not have; the engine could
     # not write them back in an answer either.
@@ -279,12 +292,7 @@ async def list_files(request: Request) -> JSONResponse:
     files = engine.db.list_files(purpose)
     if order == "desc":
         files.reverse()
-    after = request.query_params.get("after")
-    if after:
-        ids = [f["id"] for f in files]
-        files = files[ids.index(after) + 1 :] if after in ids else []
-    limit = _limit(request, MAX_FILES_PAGE, MAX_FILES_PAGE)
-    return _page(files[:limit], len(files) > limit)
+    return _page_after(request, files, MAX_FILES_PAGE, MAX_FILES_PAGE)
 
 
 async def file_content(request: Request) -> Response:
@@ -366,12 +374,7 @@ async def list_checkpoints(request: Request) -> JSONResponse:
     checkpoints = sorted(
         engine.db.list_checkpoints(job["id"]), key=lambda c: c["step_number"], reverse=True
     )
-    after = request.query_params.get("after")
-    if after:
-        ids = [c["id"] for c in checkpoints]
-        checkpoints = checkpoints[ids.index(after) + 1 :] if after in ids else []
-    limit = _limit(request, MAX_PAGE, MAX_PAGE)
-    return _page(checkpoints[:limit], len(checkpoints) > limit)
+    return _page_after(request, checkpoints, MAX_PAGE, MAX_PAGE)
 
 
 # Errors and authentication

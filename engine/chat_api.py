@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 DEFAULT_MAX_TOKENS = 256
 MAX_TOKENS_CAP = 2048
 MAX_STOP = 4  # OpenAI's limit on stop sequences
-# OpenAI's `developer` role is its newer name for `system`.
-ROLES = ("system", "developer", "user", "assistant")
 
 
 class TextPart(BaseModel):
@@ -45,6 +43,7 @@ class TextPart(BaseModel):
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
+    # OpenAI's `developer` role is its newer name for `system`.
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart]
 

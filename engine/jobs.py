@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from client.hyperparameters import SUFFIX_MAX_CHARS
+from client.hyperparameters import describe_range as interval
 from engine.config import EngineConfig
 from engine.errors import ApiError
 from engine.ids import new_id, now
@@ -22,7 +24,6 @@ from engine.objects import event_object, public_integrations
 from engine.store import Store, StoredFile
 from engine.training.spec import (
     RANGES,
-    SUFFIX_MAX_LENGTH,
     Hyperparameters,
     check_range,
     describe_range,
@@ -46,7 +47,7 @@ class JobRequest(BaseModel):
     training_file: str = Field(min_length=1)
     validation_file: str | None = None
     hyperparameters: dict[str, Any] | None = None
-    suffix: str | None = Field(default=None, max_length=SUFFIX_MAX_LENGTH)
+    suffix: str | None = Field(default=None, max_length=SUFFIX_MAX_CHARS)
     seed: int | None = None
     integrations: list[dict[str, Any]] | None = None
     # OpenAI's newer shape: {"type": "supervised", "supervised": {"hyperparameters": {...}}}.
@@ -177,15 +178,8 @@ def _apply_multiplier(given: dict[str, Any], where: str) -> None:
     param = f"{where}.{MULTIPLIER}"
     default: float = Hyperparameters.model_fields["learning_rate"].default
     low, high, low_inclusive, high_inclusive = RANGES["learning_rate"]
-    factor_range = (
-        ("[" if low_inclusive else "(")
-        + f"{format_number(low / default)}, "
-        + (
-            f"{format_number(high / default)}" + ("]" if high_inclusive else ")")
-            if high is not None
-            else "∞)"
-        )
-    )
+    scaled_high = None if high is None else high / default
+    factor_range = interval((low / default, scaled_high, low_inclusive, high_inclusive))
     if "learning_rate" in given:
         raise ApiError(
             422,
@@ -298,33 +292,21 @@ def check_model(model: str, config: EngineConfig, store: Store) -> Lineage | Non
 
 
 def check_file(store: Store, file_id: str, param: str) -> StoredFile:
+    def refused(why: str, code: str = "invalid_file") -> ApiError:
+        return ApiError(400, f"Invalid {param}: {why}", param=param, code=code)
+
     stored = store.get_file(file_id)
     if stored is None:
-        raise ApiError(
-            400, f"Invalid {param}: no file with id '{file_id}'.", param=param, code="invalid_file"
-        )
+        raise refused(f"no file with id '{file_id}'.")
     doc = stored.doc
     if doc["purpose"] != "fine-tune":
-        raise ApiError(
-            400,
-            f"Invalid {param}: file '{file_id}' has purpose '{doc['purpose']}', not 'fine-tune'.",
-            param=param,
-            code="invalid_file",
-        )
+        raise refused(f"file '{file_id}' has purpose '{doc['purpose']}', not 'fine-tune'.")
     if doc["status"] == "uploaded":
-        raise ApiError(
-            400,
-            f"Invalid {param}: file not ready yet: '{file_id}' is still being processed.",
-            param=param,
-            code="file_not_ready",
+        raise refused(
+            f"file not ready yet: '{file_id}' is still being processed.", code="file_not_ready"
         )
     if doc["status"] == "error":
-        raise ApiError(
-            400,
-            f"Invalid {param}: file '{file_id}' failed validation: {doc.get('status_details')}",
-            param=param,
-            code="invalid_file",
-        )
+        raise refused(f"file '{file_id}' failed validation: {doc.get('status_details')}")
     return stored
 
 

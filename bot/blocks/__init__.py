@@ -8,7 +8,6 @@ from bot.blocks.common import button, code_block, context, section
 from bot.blocks.ids import Actions
 from bot.blocks.notices import (
     error_message,
-    ignored_message,
     mention_message,
     refusal_message,
     usage_message,
@@ -22,7 +21,6 @@ __all__ = [
     "context",
     "download_progress_message",
     "error_message",
-    "ignored_message",
     "mention_message",
     "refusal_message",
     "section",

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from bot.chat_interface import Message
+
 SECTION_LIMIT = 3000
 
 
@@ -47,3 +49,11 @@ def button(
 
 def actions(*elements: dict[str, Any]) -> dict[str, Any]:
     return {"type": "actions", "elements": list(elements)}
+
+
+def hinted_message(text: str, hint: str | None, metadata: dict[str, Any] | None = None) -> Message:
+    """What happened, and under it what to do about it (`hint`, when there is one)."""
+    blocks = [section(text)]
+    if hint:
+        blocks.append(context(f":bulb: {hint}"))
+    return Message(text=text + (f"\n{hint}" if hint else ""), blocks=blocks, metadata=metadata)

@@ -7,7 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.blocks.common import SECTION_LIMIT, actions, button, code_block, context, section
+from bot.blocks.common import (
+    SECTION_LIMIT,
+    actions,
+    button,
+    code_block,
+    context,
+    hinted_message,
+    section,
+)
 from bot.blocks.ids import Actions
 from bot.chat_interface import Message
 from client.compare import CompareResult, render_examples, render_table
@@ -96,14 +104,7 @@ def compare_finished_message(
 
 def compare_failed_message(run: CompareRun, problem: str, hint: str | None = None) -> Message:
     text = f":x: The comparison of job `{run.job_id}` stopped: {problem}"
-    blocks = [section(text)]
-    if hint:
-        blocks.append(context(f":bulb: {hint}"))
-    return Message(
-        text=text + (f"\n{hint}" if hint else ""),
-        blocks=blocks,
-        metadata=_metadata(run, "failed"),
-    )
+    return hinted_message(text, hint, _metadata(run, "failed"))
 
 
 def _headline(run: CompareRun, result: CompareResult) -> str:
@@ -115,15 +116,13 @@ def _headline(run: CompareRun, result: CompareResult) -> str:
     return f"Comparison of job {run.job_id}{state}.{figures}"
 
 
-def compare_result_message(
-    run: CompareRun, result: CompareResult, *, shown: int = SHOWN_EXAMPLES
-) -> Message:
+def compare_result_message(run: CompareRun, result: CompareResult) -> Message:
     """The table for all answered examples, then a few examples side by side."""
     blocks: list[dict[str, Any]] = [
         section(f":chart_with_upwards_trend: <@{run.user}> {_headline(run, result)}"),
         code_block(_fenced(render_table(result))),
     ]
-    examples = render_examples(result, shown) if result.completed else []
+    examples = render_examples(result, SHOWN_EXAMPLES) if result.completed else []
     blocks += [code_block(_fenced(example)) for example in examples]
     if examples:
         blocks.append(
@@ -162,11 +161,7 @@ def compare_not_ready_message(job_id: str, problem: str, what_to_do: str) -> Mes
 
 def compare_problem_message(problem: str, hint: str | None = None) -> Message:
     """A request that cannot go ahead (a bad option, a file that cannot be used)."""
-    text = f":warning: Cannot compare: {problem}"
-    blocks = [section(text)]
-    if hint:
-        blocks.append(context(f":bulb: {hint}"))
-    return Message(text=text + (f"\n{hint}" if hint else ""), blocks=blocks)
+    return hinted_message(f":warning: Cannot compare: {problem}", hint)
 
 
 def compare_gone_message() -> Message:
@@ -175,11 +170,6 @@ def compare_gone_message() -> Message:
         "nothing to cancel."
     )
     return Message(text=text, blocks=[section(text)])
-
-
-def compare_cancelling_message(job_id: str) -> Message:
-    text = f"Cancelling the comparison of job `{job_id}`: the answers so far are kept."
-    return Message(text=text, blocks=[context(text)])
 
 
 def compare_button(job_id: str) -> dict[str, Any]:

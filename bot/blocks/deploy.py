@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.blocks.common import actions, button, clip, code_block, context, section
+from bot.blocks.common import actions, button, clip, code_block, context, hinted_message, section
 from bot.blocks.compare import compare_button
 from bot.blocks.ids import Actions, Views
 from bot.chat_interface import Message
@@ -115,14 +115,7 @@ def deployed_message(stored: StoredDeployment, full_name: str, base_model: str |
 
 def deploy_failed_message(problem: str, hint: str | None, job_id: str) -> Message:
     text = f":x: The checkpoint could not be deployed: {problem}"
-    blocks = [section(text)]
-    if hint:
-        blocks.append(context(f":bulb: {hint}"))
-    return Message(
-        text=text + (f"\n{hint}" if hint else ""),
-        blocks=blocks,
-        metadata={"job_id": job_id, "kind": "deploy"},
-    )
+    return hinted_message(text, hint, {"job_id": job_id, "kind": "deploy"})
 
 
 def deploy_still_waiting_message(full_name: str, elapsed_s: float, job_id: str) -> Message:

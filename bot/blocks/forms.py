@@ -45,6 +45,21 @@ def _option(label: str, value: str) -> dict[str, Any]:
     return {"text": _text(label), "value": value}
 
 
+def _input_block(
+    block_id: str, label: str, element: dict[str, Any], *, optional: bool, hint: str | None
+) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": block_id,
+        "label": _text(label),
+        "element": element,
+        "optional": optional,
+    }
+    if hint:
+        block["hint"] = _text(hint)
+    return block
+
+
 def _select(
     block_id: str,
     label: str,
@@ -58,16 +73,7 @@ def _select(
     chosen = [o for o in options if o["value"] == initial]
     if chosen:
         element["initial_option"] = chosen[0]
-    block: dict[str, Any] = {
-        "type": "input",
-        "block_id": block_id,
-        "label": _text(label),
-        "element": element,
-        "optional": optional,
-    }
-    if hint:
-        block["hint"] = _text(hint)
-    return block
+    return _input_block(block_id, label, element, optional=optional, hint=hint)
 
 
 def _input(
@@ -84,16 +90,7 @@ def _input(
         element["max_length"] = max_length
     if initial is not None:
         element["initial_value"] = initial
-    block: dict[str, Any] = {
-        "type": "input",
-        "block_id": block_id,
-        "label": _text(label),
-        "element": element,
-        "optional": optional,
-    }
-    if hint:
-        block["hint"] = _text(hint)
-    return block
+    return _input_block(block_id, label, element, optional=optional, hint=hint)
 
 
 def _upload_option(upload: Upload) -> dict[str, Any]:

@@ -7,7 +7,16 @@ from typing import Any
 
 from bot.blocks.best import best_mark, improvement_text
 from bot.blocks.charts import chart_button
-from bot.blocks.common import SECTION_LIMIT, actions, button, clip, code_block, context, section
+from bot.blocks.common import (
+    SECTION_LIMIT,
+    actions,
+    button,
+    clip,
+    code_block,
+    context,
+    hinted_message,
+    section,
+)
 from bot.blocks.compare import compare_button
 from bot.blocks.cost import cost_field
 from bot.blocks.deploy import deploy_button, full_fine_tune_text
@@ -209,11 +218,7 @@ def job_step_message(text: str) -> Message:
 
 
 def job_start_failed_message(problem: str, hint: str | None) -> Message:
-    text = f":x: The job could not be started: {problem}"
-    blocks = [section(text)]
-    if hint:
-        blocks.append(context(f":bulb: {hint}"))
-    return Message(text=text + (f"\n{hint}" if hint else ""), blocks=blocks)
+    return hinted_message(f":x: The job could not be started: {problem}", hint)
 
 
 def already_started_message(job_id: str | None) -> Message:

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from bot.blocks.common import actions, button, code_block, context, section
+from bot.blocks.common import actions, button, code_block, context, hinted_message, section
 from bot.blocks.ids import Actions
 from bot.chat_interface import Message
 
@@ -46,10 +46,6 @@ def error_message(what: str, detail: str, hint: str | None = None) -> Message:
     if hint:
         blocks.append(context(f":bulb: {hint}"))
     return Message(text=text, blocks=blocks)
-
-
-def ignored_message(text: str) -> Message:
-    return Message(text=text, blocks=[context(text)])
 
 
 def mention_message(user: str | None) -> Message:
@@ -113,7 +109,7 @@ def start_unresolved_message(problem: str) -> Message:
         "Run `/finetune list` to see whether it exists before starting it again; the bot "
         "looks again the next time it starts."
     )
-    return Message(text=f"{text}\n{hint}", blocks=[section(text), context(f":bulb: {hint}")])
+    return hinted_message(text, hint)
 
 
 def started_again_message(user: str, what: str, clicker: str) -> Message:
@@ -142,4 +138,4 @@ def file_unreadable_message(file_id: str, problem: str) -> Message:
         "processing it); in a Slack Connect channel, the bot needs access to the file "
         "(share it from this workspace, or upload it again here)."
     )
-    return Message(text=f"{text}\n{hint}", blocks=[section(text), context(f":bulb: {hint}")])
+    return hinted_message(text, hint)

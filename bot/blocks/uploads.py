@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from bot.blocks.common import actions, button, code_block, context, section
+from bot.blocks.common import actions, button, code_block, context, hinted_message, section
 from bot.blocks.ids import Actions
 from bot.chat_interface import Message
 from client.sizes import human_size
@@ -74,8 +74,4 @@ def upload_report(
 
 
 def upload_problem_message(name: str, problem: str, hint: str | None = None) -> Message:
-    text = f":warning: Could not check `{name}`: {problem}"
-    blocks = [section(text)]
-    if hint:
-        blocks.append(context(f":bulb: {hint}"))
-    return Message(text=text + (f"\n{hint}" if hint else ""), blocks=blocks)
+    return hinted_message(f":warning: Could not check `{name}`: {problem}", hint)

@@ -16,7 +16,6 @@ from bot.console.render import text_object
 Ask = Callable[[str], Awaitable[str | None]]
 Say = Callable[[list[str]], None]
 
-TEXT_INPUTS = {"plain_text_input", "number_input", "email_text_input", "url_text_input"}
 SELECTS = {"static_select", "radio_buttons"}
 
 

@@ -161,14 +161,12 @@ class Console:
         nebius: NebiusClient | None = None,
         settle_s: float = DEFAULT_SETTLE_S,
         clock: Clock | None = None,
-        wait_poll_s: float = WAIT_POLL_S,
     ) -> None:
         self.bot = bot
         self.chat = chat
         self.nebius = nebius
         self.settle_s = settle_s
         self.clock = clock or RealClock()
-        self.wait_poll_s = wait_poll_s
         self.problems = 0  # lines the console could not act on (a script's exit status)
         self.tasks = LineTasks()
         self._triggers = 0
@@ -442,4 +440,4 @@ class Console:
             if self.clock.monotonic() >= deadline:
                 self.problem(f"Still running after {limit:g} s: {', '.join(pending)}.")
                 return
-            await self.clock.sleep(self.wait_poll_s)
+            await self.clock.sleep(WAIT_POLL_S)

@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from bot.chat_interface import (
     ChatError,
-    FileTooLarge,
     Message,
     MessageRef,
     ProgressCallback,
     SharedFile,
+    save_chunks,
 )
 from bot.clock import Clock, RealClock
 from bot.console.render import render_message
@@ -308,24 +309,24 @@ class ConsoleChat:
         if source is None:
             raise ChatError(f"the console has no file {file.id}.")
         try:
-            return await _copy(source, dest, max_bytes, file.size, on_progress)
+            with source.open("rb") as reader:
+                return await save_chunks(
+                    _chunks(reader),
+                    dest,
+                    max_bytes=max_bytes,
+                    too_large=f"{source.name} is larger than {max_bytes:,} bytes.",
+                    total=file.size,
+                    on_progress=on_progress,
+                )
         except FileNotFoundError:
             raise ChatError(f"{source} is no longer there.") from None
         except PermissionError:
             raise ChatError(f"{source} cannot be read (permission denied).") from None
 
 
-async def _copy(source: Path, dest: Path, max_bytes: int, total: int | None, on_progress) -> int:
-    done = 0
-    with source.open("rb") as reader, dest.open("wb") as writer:
-        while chunk := await asyncio.to_thread(reader.read, COPY_CHUNK_BYTES):
-            done += len(chunk)
-            if done > max_bytes:
-                raise FileTooLarge(f"{source.name} is larger than {max_bytes:,} bytes.")
-            writer.write(chunk)
-            if on_progress is not None:
-                await on_progress(done, total)
-    return done
+async def _chunks(reader: BinaryIO) -> AsyncIterator[bytes]:
+    while chunk := await asyncio.to_thread(reader.read, COPY_CHUNK_BYTES):
+        yield chunk
 
 
 def _safe_folder(name: str) -> str:

@@ -2,20 +2,23 @@
 
 Each verb and each button is one row of a table at the end of this module (`VERBS`,
 `BUTTONS`): its handler, what it needs (a job id, a configured Nebius) and whether it starts
-or stops paid work. One guard reads those rows, the help is rendered from `VERBS`, and the
-Bolt listeners register the actions of `BUTTONS`; adding a verb is a handler and a row here.
+or stops paid work; a verb's row is its line of the help, whose syntax names the verb and
+its job id. One guard reads those rows, the help is rendered from `VERBS`, and the Bolt
+listeners register the actions of `BUTTONS`; adding a verb or a button is a handler and a
+row here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.blocks import error_message, refusal_message, usage_message
 from bot.blocks.cost import form_cost_text
@@ -99,6 +102,20 @@ def usage(problem: str | None = None) -> Message:
     return usage_message(HELP, problem)
 
 
+async def _telling_failures(
+    work: Awaitable[None], tell: Callable[[Message], Awaitable[None]], kind: str, name: str
+) -> None:
+    """Runs a command's or a button's `work`; if it fails, the person is told (in Nebius's
+    words where Nebius refused) and an unexpected failure's trace goes to the log only."""
+    try:
+        await work
+    except NebiusError as error:
+        await tell(error_message("Nebius answered with an error", error.message, error.hint))
+    except Exception:
+        log.exception("%s failed", name)
+        await tell(error_message("Something went wrong", f"the {kind} failed unexpectedly."))
+
+
 class CommandRunner:
     def __init__(
         self,
@@ -147,7 +164,7 @@ class CommandRunner:
         return self.nebius
 
     def guard(
-        self, rule: Rule, *, user: str, channel: str, args: Sequence[str] = ()
+        self, rule: Verb | Button, *, user: str, channel: str, args: Sequence[str] = ()
     ) -> Message | None:
         """Why `rule`'s verb or button may not run now, or None: permission first, then a
         configured Nebius, then the job id."""
@@ -163,77 +180,72 @@ class CommandRunner:
 
     # ------------------------------------------------------------------ commands
 
-    async def _answer(self, request: CommandRequest, message: Message) -> None:
-        await self.chat.ephemeral(request.channel, request.user, message)
+    async def tell(self, asked: CommandRequest | ButtonClick, message: Message) -> None:
+        """Answers only whoever typed the command or clicked the button, where they did."""
+        await self.chat.ephemeral(asked.channel, asked.user, message)
 
     async def run(self, request: CommandRequest) -> None:
-        try:
-            await self._run(request)
-        except NebiusError as error:
-            await self._answer(
-                request, error_message("Nebius answered with an error", error.message, error.hint)
-            )
-        except Exception:
-            log.exception("/finetune %s failed", request.text.split()[:1])
-            await self._answer(
-                request,
-                error_message("Something went wrong", "the command failed unexpectedly."),
-            )
+        await _telling_failures(
+            self._run(request),
+            functools.partial(self.tell, request),
+            "command",
+            f"/finetune {request.text.split()[:1]}",
+        )
 
     async def _run(self, request: CommandRequest) -> None:
         try:
             command = parse_command(request.text)
         except CommandSyntaxError as error:
-            await self._answer(request, usage(str(error)))
+            await self.tell(request, usage(str(error)))
             return
         verb = VERBS_BY_NAME.get(command.verb)
         if verb is None:
-            await self._answer(request, usage(f"I don't know `{command.verb}`."))
+            await self.tell(request, usage(f"I don't know `{command.verb}`."))
             return
         refusal = self.guard(verb, user=request.user, channel=request.channel, args=command.args)
         if refusal is not None:
-            await self._answer(request, refusal)
+            await self.tell(request, refusal)
             return
         await verb.handler(self, request, command)
 
     async def _help(self, request: CommandRequest, command: ParsedCommand) -> None:
-        await self._answer(request, usage())
+        await self.tell(request, usage())
 
     async def _list(self, request: CommandRequest, command: ParsedCommand) -> None:
         page = await self.api.list_jobs(limit=20)
-        await self._answer(request, jobs_list_message(page.data, has_more=page.has_more))
+        await self.tell(request, jobs_list_message(page.data, has_more=page.has_more))
 
     async def _status(self, request: CommandRequest, command: ParsedCommand) -> None:
         job = await self.api.retrieve_job(command.args[0])
-        await self._answer(request, job_card_message(job, cost=await self.costs.card_text(job)))
+        await self.tell(request, job_card_message(job, cost=await self.costs.card_text(job)))
 
     async def _events(self, request: CommandRequest, command: ParsedCommand) -> None:
         job_id = command.args[0]
         events = await self.api.recent_events(job_id, limit=20)
-        await self._answer(request, events_message(job_id, events))
+        await self.tell(request, events_message(job_id, events))
 
     async def _checkpoints(self, request: CommandRequest, command: ParsedCommand) -> None:
         job_id = command.args[0]
         checkpoints = await self.api.list_checkpoints(job_id)
-        await self._answer(request, checkpoints_message(job_id, checkpoints))
+        await self.tell(request, checkpoints_message(job_id, checkpoints))
 
     async def _cancel(self, request: CommandRequest, command: ParsedCommand) -> None:
         # The job must exist; the button carries Slack's own confirmation dialog.
         job = await self.api.retrieve_job(command.args[0])
-        await self._answer(request, cancel_confirm_message(job))
+        await self.tell(request, cancel_confirm_message(job))
 
     async def _watch(self, request: CommandRequest, command: ParsedCommand) -> None:
         job_id = command.args[0]
         existing = await self.store.watch(job_id)
         if existing is not None and not existing.done:
-            await self._answer(
+            await self.tell(
                 request, already_watching_message(job_id, existing.channel, existing.thread_ts)
             )
             return
         job = await self.api.retrieve_job(job_id)
         cost = await self.costs.card_text(job)
         card = await self.chat.post(request.channel, job_card_message(job, cost=cost))
-        await self.store.add_watch(job.id, request.channel, card.ts, card.ts, request.user)
+        await self.store.add_watch(job.id, request.channel, card.ts, request.user)
         await self.chat.post(
             request.channel, watching_message(job, request.user), thread_ts=card.ts
         )
@@ -246,7 +258,7 @@ class CommandRunner:
         try:
             checkpoint = pick_checkpoint(await self.api.list_checkpoints(job_id), wanted)
         except DownloadError as error:
-            await self._answer(request, usage(f"Cannot download: {error}."))
+            await self.tell(request, usage(f"Cannot download: {error}."))
             return
         watch = await self.store.watch(job_id)
         if watch is not None and watch.channel == request.channel:
@@ -262,19 +274,19 @@ class CommandRunner:
             if request.trigger_id:
                 await self.open_create_form(request.channel, request.trigger_id)
             else:
-                await self._answer(request, usage("`create` needs model= and training="))
+                await self.tell(request, usage("`create` needs model= and training="))
             return
         try:
             plan = await plan_from_options(
                 self.store, request.channel, command.options, self.range_profile
             )
         except RequestError as error:
-            await self._answer(request, usage(f"Cannot create the job: {error}."))
+            await self.tell(request, usage(f"Cannot create the job: {error}."))
             return
         # A redelivered command carries the same trigger id: it must not start a second job.
         key = f"command:{request.trigger_id or uuid.uuid4()}"
         if not await self.store.claim_request(key):
-            await self._answer(request, already_started_message(await self.store.request_job(key)))
+            await self.tell(request, already_started_message(await self.store.request_job(key)))
             return
         await self._start(plan, key=key, user=request.user, channel=request.channel)
 
@@ -380,21 +392,13 @@ class CommandRunner:
 
     # ------------------------------------------------------------------ buttons
 
-    async def _tell(self, click: ButtonClick, message: Message) -> None:
-        await self.chat.ephemeral(click.channel, click.user, message)
-
     async def click(self, click: ButtonClick) -> None:
-        try:
-            await self._click(click)
-        except NebiusError as error:
-            await self._tell(
-                click, error_message("Nebius answered with an error", error.message, error.hint)
-            )
-        except Exception:
-            log.exception("button %s failed", click.action_id)
-            await self._tell(
-                click, error_message("Something went wrong", "the button failed unexpectedly.")
-            )
+        await _telling_failures(
+            self._click(click),
+            functools.partial(self.tell, click),
+            "button",
+            f"button {click.action_id}",
+        )
 
     async def _click(self, click: ButtonClick) -> None:
         button = BUTTONS_BY_ACTION.get(click.action_id)
@@ -403,7 +407,7 @@ class CommandRunner:
             return
         refusal = self.guard(button, user=click.user, channel=click.channel)
         if refusal is not None:
-            await self._tell(click, refusal)
+            await self.tell(click, refusal)
             return
         await button.handler(self, click)
 
@@ -426,7 +430,7 @@ class CommandRunner:
         try:
             checkpoint = pick_checkpoint(checkpoints, checkpoint_id or None)
         except DownloadError as error:
-            await self._tell(click, usage(f"Cannot download: {error}."))
+            await self.tell(click, usage(f"Cannot download: {error}."))
             return
         where = MessageRef(click.channel, click.thread_ts or click.message_ts or "")
         await upload_checkpoint(self.chat, self.api, job_id, checkpoint, where)
@@ -439,21 +443,21 @@ class CommandRunner:
                 click.value, user=click.user, channel=click.channel
             )
         except RequestError as error:
-            await self._tell(click, usage(f"Cannot start it again: {error}."))
+            await self.tell(click, usage(f"Cannot start it again: {error}."))
             return
         if again is not None:
             await self._start(again.plan, key=again.key, user=click.user, channel=again.channel)
 
     async def _cancel_button(self, click: ButtonClick) -> None:
         job = await self.api.cancel_job(click.value)
-        await self._tell(click, cancelled_message(job, click.user))
+        await self.tell(click, cancelled_message(job, click.user))
         await self._update_card(click, job)
 
     async def _refresh(self, click: ButtonClick) -> None:
         job = await self.api.retrieve_job(click.value)
         if not await self._update_card(click, job):
             cost = await self.costs.card_text(job)
-            await self._tell(click, await card_message(self.store, job, cost=cost))
+            await self.tell(click, await card_message(self.store, job, cost=cost))
 
     async def _update_card(self, click: ButtonClick, job: Job) -> bool:
         """The card the click came from shows the latest state; False where it cannot be
@@ -472,129 +476,96 @@ class CommandRunner:
 class Rule:
     """What the guard checks before a verb's or a button's handler runs."""
 
-    name: str
     # Starts or stops paid work: the allowlists apply (BotSettings.may_manage_jobs).
     manages_jobs: bool = False
     needs_nebius: bool = True
-    needs_job: bool = False  # the first argument is a job id
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class Verb(Rule):
+    """A verb, by its line of the help: the syntax's first word is the verb, and a `JOB` in
+    the syntax is what makes the guard ask for a job id, so the help cannot say otherwise."""
+
+    syntax: str  # after `/finetune `; it may run on over several lines
+    does: str
     handler: Callable[[CommandRunner, CommandRequest, ParsedCommand], Awaitable[None]]
-    # (syntax after `/finetune `, what it does) lines of the help; a syntax may run on over
-    # several lines.
-    usage: tuple[tuple[str, str], ...]
+    more_usage: tuple[tuple[str, str], ...] = ()  # further (syntax, does) lines of the help
+
+    @property
+    def name(self) -> str:
+        return self.syntax.split()[0]
+
+    @property
+    def needs_job(self) -> bool:
+        return "JOB" in self.syntax.split()
+
+    @property
+    def usage(self) -> tuple[tuple[str, str], ...]:
+        return ((self.syntax, self.does), *self.more_usage)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class Button(Rule):
+    name: str  # the action id
     handler: Callable[[CommandRunner, ButtonClick], Awaitable[None]]
+    needs_job: ClassVar[bool] = False  # a button carries its job in its value
 
 
 R = CommandRunner
+CREATE_INLINE = (
+    "create model=M training=FILE [validation=FILE] [epochs=3] [batch_size=8]\n"
+    "[learning_rate=1e-5] [lora=true] [suffix=S] [seed=N] ...\n"
+    "[wandb_project=P [wandb_name=N] [wandb_entity=E]]  (key: WANDB_API_KEY)"
+)
 # In the order the help lists them.
 VERBS: tuple[Verb, ...] = (
-    Verb(name="help", handler=R._help, needs_nebius=False, usage=(("help", "this help"),)),
-    Verb(name="models", handler=models_command, usage=(MODELS_HELP,)),
+    Verb("help", "this help", R._help, needs_nebius=False),
+    Verb(*MODELS_HELP, models_command),
     Verb(
-        name="create",
-        handler=R._create,
+        "create",
+        "open the form (or give everything inline:)",
+        R._create,
+        more_usage=((CREATE_INLINE, ""),),
         manages_jobs=True,
-        usage=(
-            ("create", "open the form (or give everything inline:)"),
-            (
-                "create model=M training=FILE [validation=FILE] [epochs=3] [batch_size=8]\n"
-                "[learning_rate=1e-5] [lora=true] [suffix=S] [seed=N] ...\n"
-                "[wandb_project=P [wandb_name=N] [wandb_entity=E]]  (key: WANDB_API_KEY)",
-                "",
-            ),
-        ),
     ),
-    Verb(name="list", handler=R._list, usage=(("list", "recent jobs"),)),
-    Verb(name="status", handler=R._status, needs_job=True, usage=(("status JOB", "a job's card"),)),
+    Verb("list", "recent jobs", R._list),
+    Verb("status JOB", "a job's card", R._status),
+    Verb("events JOB", "a job's latest events", R._events),
+    Verb("checkpoints JOB", "a job's checkpoints and metrics", R._checkpoints),
+    Verb("download JOB [CHECKPOINT]", "a checkpoint's files (default: the best)", R._download),
+    Verb("cancel JOB", "cancel a job (asks first)", R._cancel, manages_jobs=True),
+    Verb("watch JOB", "follow a job started elsewhere in a new thread", R._watch),
+    Verb("chart JOB", "a job's loss chart, in its thread", chart_command),
+    # It changes the channel's threads for everyone.
     Verb(
-        name="events",
-        handler=R._events,
-        needs_job=True,
-        usage=(("events JOB", "a job's latest events"),),
-    ),
-    Verb(
-        name="checkpoints",
-        handler=R._checkpoints,
-        needs_job=True,
-        usage=(("checkpoints JOB", "a job's checkpoints and metrics"),),
-    ),
-    Verb(
-        name="download",
-        handler=R._download,
-        needs_job=True,
-        usage=(("download JOB [CHECKPOINT]", "a checkpoint's files (default: the best)"),),
-    ),
-    Verb(
-        name="cancel",
-        handler=R._cancel,
-        needs_job=True,
+        "notify all|summary|failures",
+        "what job threads in this channel receive",
+        notify_command,
         manages_jobs=True,
-        usage=(("cancel JOB", "cancel a job (asks first)"),),
-    ),
-    Verb(
-        name="watch",
-        handler=R._watch,
-        needs_job=True,
-        usage=(("watch JOB", "follow a job started elsewhere in a new thread"),),
-    ),
-    Verb(
-        name="chart",
-        handler=chart_command,
-        needs_job=True,
-        usage=(("chart JOB", "a job's loss chart, in its thread"),),
-    ),
-    Verb(
-        name="notify",
-        handler=notify_command,
-        manages_jobs=True,  # it changes the channel's threads for everyone
         needs_nebius=False,
-        usage=(("notify all|summary|failures", "what job threads in this channel receive"),),
     ),
-    Verb(
-        name="compare",
-        handler=compare_command,
-        needs_job=True,
-        manages_jobs=True,  # two completions a prompt: paid ones on Nebius
-        usage=(COMPARE_HELP,),
-    ),
-    Verb(
-        name="deploy",
-        handler=deploy_command,
-        needs_job=True,
-        manages_jobs=True,
-        usage=(DEPLOY_HELP,),
-    ),
-    # Two completions a prompt: paid ones on Nebius.
-    Verb(name="try", handler=try_command, manages_jobs=True, usage=(TRY_HELP,)),
-    Verb(name="undeploy", handler=undeploy_command, manages_jobs=True, usage=(UNDEPLOY_HELP,)),
+    # Compare and try: two completions a prompt, paid ones on Nebius.
+    Verb(*COMPARE_HELP, compare_command, manages_jobs=True),
+    Verb(*DEPLOY_HELP, deploy_command, manages_jobs=True),
+    Verb(*TRY_HELP, try_command, manages_jobs=True),
+    Verb(*UNDEPLOY_HELP, undeploy_command, manages_jobs=True),
 )
 BUTTONS: tuple[Button, ...] = (
     # Both open the form, which works (asking for a model id) without Nebius.
-    Button(
-        name=Actions.FINETUNE_WITH_FILE, handler=R._use_file, manages_jobs=True, needs_nebius=False
-    ),
-    Button(
-        name=Actions.USE_AS_VALIDATION, handler=R._use_file, manages_jobs=True, needs_nebius=False
-    ),
-    Button(name=Actions.REFRESH_JOB, handler=R._refresh),
-    Button(name=Actions.CANCEL_JOB, handler=R._cancel_button, manages_jobs=True),
-    Button(name=Actions.DOWNLOAD_CHECKPOINT, handler=R._download_button),
-    Button(name=Actions.START_AGAIN, handler=R._start_again, manages_jobs=True),
-    Button(name=Actions.SHOW_CHART, handler=chart_button),
-    Button(name=Actions.RETRY_JOB, handler=retry_button, manages_jobs=True),
-    Button(name=Actions.EDIT_AND_RETRY, handler=edit_and_retry_button, manages_jobs=True),
-    Button(name=Actions.COMPARE_JOB, handler=compare_button, manages_jobs=True),
-    Button(name=Actions.CANCEL_COMPARE, handler=cancel_compare_button, manages_jobs=True),
-    Button(name=Actions.DEPLOY_CHECKPOINT, handler=deploy_button, manages_jobs=True),
-    Button(name=Actions.TRY_MODEL, handler=try_button, manages_jobs=True),
-    Button(name=Actions.UNDEPLOY_MODEL, handler=undeploy_button, manages_jobs=True),
+    Button(Actions.FINETUNE_WITH_FILE, R._use_file, manages_jobs=True, needs_nebius=False),
+    Button(Actions.USE_AS_VALIDATION, R._use_file, manages_jobs=True, needs_nebius=False),
+    Button(Actions.REFRESH_JOB, R._refresh),
+    Button(Actions.CANCEL_JOB, R._cancel_button, manages_jobs=True),
+    Button(Actions.DOWNLOAD_CHECKPOINT, R._download_button),
+    Button(Actions.START_AGAIN, R._start_again, manages_jobs=True),
+    Button(Actions.SHOW_CHART, chart_button),
+    Button(Actions.RETRY_JOB, retry_button, manages_jobs=True),
+    Button(Actions.EDIT_AND_RETRY, edit_and_retry_button, manages_jobs=True),
+    Button(Actions.COMPARE_JOB, compare_button, manages_jobs=True),
+    Button(Actions.CANCEL_COMPARE, cancel_compare_button, manages_jobs=True),
+    Button(Actions.DEPLOY_CHECKPOINT, deploy_button, manages_jobs=True),
+    Button(Actions.TRY_MODEL, try_button, manages_jobs=True),
+    Button(Actions.UNDEPLOY_MODEL, undeploy_button, manages_jobs=True),
 )
 VERBS_BY_NAME = {verb.name: verb for verb in VERBS}
 BUTTONS_BY_ACTION = {button.name: button for button in BUTTONS}

@@ -145,22 +145,14 @@ class ProgressReporter:
         ref: MessageRef,
         render: Callable[[int, int], Message],
         clock: Clock,
-        *,
-        steps: int = PROGRESS_STEPS,
-        every_s: float = PROGRESS_EVERY_S,
-        min_gap_s: float = PROGRESS_MIN_GAP_S,
     ) -> None:
         self.chat = chat
         self.ref = ref
         self.render = render
         self.clock = clock
-        self.steps = steps
-        self.every_s = every_s
-        self.min_gap_s = min_gap_s
         self.shown_at = clock.monotonic()
         self.shown_step = 0
         self.shown_done = 0
-        self.edits = 0
         self._task: asyncio.Task[None] | None = None
 
     def report(self, done: int, total: int) -> None:
@@ -168,10 +160,10 @@ class ProgressReporter:
         if done >= total or (self._task is not None and not self._task.done()):
             return  # the last one is the finished message; an edit under way is enough
         gap = self.clock.monotonic() - self.shown_at
-        tenth = done * self.steps // total  # integers: 6/20 is three tenths, not 2.999
-        if gap < self.min_gap_s:
+        tenth = done * PROGRESS_STEPS // total  # integers: 6/20 is three tenths, not 2.999
+        if gap < PROGRESS_MIN_GAP_S:
             return
-        if tenth > self.shown_step or (gap >= self.every_s and done > self.shown_done):
+        if tenth > self.shown_step or (gap >= PROGRESS_EVERY_S and done > self.shown_done):
             # Recorded before the edit, so answers arriving during it make no second one.
             self.shown_at, self.shown_step, self.shown_done = self.clock.monotonic(), tenth, done
             self._task = asyncio.create_task(self._edit(self.render(done, total)))
@@ -179,7 +171,6 @@ class ProgressReporter:
     async def _edit(self, message: Message) -> None:
         try:
             await self.chat.update(self.ref, message)
-            self.edits += 1
         except ChatError as error:  # a progress edit is a courtesy: the run goes on
             log.info("compare progress not shown: %s", error.message)
 

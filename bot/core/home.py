@@ -298,19 +298,14 @@ class HomeTab:
         spawn: Spawn,
         *,
         clock: Clock | None = None,
-        render: Callable[[HomeView], dict[str, Any]] | None = None,
-        every_s: float = REFRESH_EVERY_S,
     ) -> None:
         self.builder = builder
         self.surface = surface
         self.spawn = spawn
         self.clock = clock or RealClock()
-        self.render = render or home_view
-        self.every_s = every_s
         self.viewers: set[str] = set()
         self._last: dict[str, float] = {}
         self._pending: set[str] = set()
-        self.published = 0
 
     def opened(self, user: str) -> None:
         """The person opened the Home tab: publish it (now, or at the end of the window)."""
@@ -329,7 +324,7 @@ class HomeTab:
         if user in self._pending:
             return  # the refresh already scheduled reads the state when it runs
         self._pending.add(user)
-        wait = self._last.get(user, -1e18) + self.every_s - self.clock.monotonic()
+        wait = self._last.get(user, -1e18) + REFRESH_EVERY_S - self.clock.monotonic()
         self.spawn(self._refresh(user, max(0.0, wait)), f"home {user}")
 
     async def _refresh(self, user: str, wait: float) -> None:
@@ -347,9 +342,8 @@ class HomeTab:
         view, and the next opening or change tries again)."""
         assert self.surface is not None
         try:
-            view = self.render(await self.builder.build(user))
+            view = home_view(await self.builder.build(user))
             await self.surface.publish_home(user, view)
-            self.published += 1
         except (ChatError, NebiusError) as error:
             log.warning("publishing the Home of %s failed: %s", user, error)
         except Exception:

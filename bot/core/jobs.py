@@ -67,6 +67,8 @@ HYPERPARAMETERS = set(Hyperparameters.model_fields)
 # A request identical in content to one claimed or created this recently is refused: two
 # clicks (or a command typed twice) would otherwise pay for two identical jobs.
 DUPLICATE_WINDOW_S = 10 * 60
+# How long an uploaded file may take Nebius to process before the start gives up.
+FILE_WAIT_S = 600.0
 
 
 class RequestError(ValueError):
@@ -148,10 +150,9 @@ async def plan_from_record(store: Store, channel: str, record: dict[str, Any]) -
         hyperparameters = Hyperparameters.restore(record["hyperparameters"])
     except (KeyError, ValueError):
         raise RequestError("the stored request cannot be read; type it again") from None
-    training = await resolve_upload(store, channel, record["training"], "training")
-    validation = None
-    if record.get("validation"):
-        validation = await resolve_upload(store, channel, record["validation"], "validation")
+    training, validation = await resolve_files(
+        store, channel, record["training"], record.get("validation")
+    )
     return CreatePlan(
         model=record["model"],
         training=training,
@@ -232,10 +233,9 @@ async def plan_from_options(
         raise RequestError(
             "W&B logging needs wandb_project= (wandb_name= and wandb_entity= are optional)"
         )
-    training = await resolve_upload(store, channel, options["training"], "training")
-    validation = None
-    if options.get("validation"):
-        validation = await resolve_upload(store, channel, options["validation"], "validation")
+    training, validation = await resolve_files(
+        store, channel, options["training"], options.get("validation")
+    )
     return CreatePlan(
         model=options["model"],
         training=training,
@@ -310,6 +310,16 @@ def _wandb_errors(options: dict[str, str], configured: bool) -> dict[str, str]:
     return {}
 
 
+async def resolve_files(
+    store: Store, channel: str, training: str, validation: str | None
+) -> tuple[Upload, Upload | None]:
+    """A job's training file and its validation file, if it names one (see resolve_upload)."""
+    return (
+        await resolve_upload(store, channel, training, "training"),
+        await resolve_upload(store, channel, validation, "validation") if validation else None,
+    )
+
+
 async def resolve_upload(store: Store, channel: str, ref: str, role: str) -> Upload:
     """A file named by Slack file id, or by the name of a recent upload in the channel."""
     upload = await store.upload(ref)
@@ -339,19 +349,16 @@ class JobStarter:
         chat: Chat,
         nebius: NebiusClient,
         *,
-        file_wait_timeout: float = 600.0,
         on_watch: Callable[[], None] | None = None,
-        starting: set[str] | None = None,
     ) -> None:
         self.on_watch = on_watch
-        # Fingerprints this process is starting now (shared by the starters of one bot): an
-        # identical request waits for none of them, however long Nebius takes.
-        self.starting = starting if starting is not None else set()
+        # Fingerprints this process is starting now: an identical request waits for none of
+        # them, however long Nebius takes.
+        self.starting: set[str] = set()
         self.settings = settings
         self.store = store
         self.chat = chat
         self.nebius = nebius
-        self.file_wait_timeout = file_wait_timeout
 
     async def start(self, plan: CreatePlan, *, key: str, user: str, channel: str) -> str | None:
         """Runs the whole request; returns the job id, or None when it failed or was refused
@@ -369,7 +376,7 @@ class JobStarter:
             if earlier.job_id is not None:
                 # A redelivery of this request is answered with the job it duplicates.
                 await self.store.finish_request(key, earlier.job_id)
-            age = max(0.0, self.store.now() - earlier.updated_at)
+            age = max(0.0, self.store.clock.time() - earlier.updated_at)
             link = None
             if earlier.channel and earlier.thread_ts:
                 link = await self.chat.permalink(earlier.channel, earlier.thread_ts)
@@ -436,7 +443,7 @@ class JobStarter:
             )
             # From here a job may exist even if no answer comes: a restart looks for it.
             await self.store.start_creating(key, request_record(request))
-            job = await self.nebius.create_job(request, file_wait_timeout=self.file_wait_timeout)
+            job = await self.nebius.create_job(request, file_wait_timeout=FILE_WAIT_S)
         except (NebiusError, ChatError, WandbNotConfigured) as error:
             await self.store.end_start(key)
             await self.store.release_request(key)
@@ -445,7 +452,7 @@ class JobStarter:
             return None
         await self.store.finish_request(key, job.id)
         await self.store.finish_content(fp, key, job.id)
-        await self.store.add_watch(job.id, channel, parent.ts, parent.ts, user)
+        await self.store.add_watch(job.id, channel, parent.ts, user)
         # What it was started from, for Retry (and, for a retry, the job it retries).
         record = plan_record(plan)
         await self.store.remember_job(
@@ -516,7 +523,7 @@ class JobStarter:
         await self.store.finish_request(key, job.id)
         await self.store.finish_content(fp, key, job.id)
         if await self.store.watch(job.id) is None:  # a crash after the watch was added: keep it
-            await self.store.add_watch(job.id, start.channel, thread, thread, start.user_id)
+            await self.store.add_watch(job.id, start.channel, thread, start.user_id)
         await self.store.remember_job(
             job.id,
             channel=start.channel,
@@ -590,7 +597,7 @@ class JobStarter:
             step, job_step_message(f"Waiting for Nebius to process the file `{upload.name}`…")
         )
         try:
-            await self.nebius.wait_for_file(file_id, timeout=self.file_wait_timeout)
+            await self.nebius.wait_for_file(file_id, timeout=FILE_WAIT_S)
         except NebiusError as error:
             if error.status_code == 404 and upload.sha256:
                 # Deleted on Nebius since: forget it so the next request uploads again.

@@ -87,14 +87,14 @@ async def notify_command(
     if not command.args:
         mode = await runner.store.notify_mode(request.channel)
         message = notify_current_message(mode or DEFAULT_MODE, explicit=mode is not None)
-        await runner.chat.ephemeral(request.channel, request.user, message)
+        await runner.tell(request, message)
         return
     mode = command.args[0].lower()
     if mode not in NOTIFY_MODES or len(command.args) > 1:
         choices = "|".join(NOTIFY_MODES)
         problem = f"`notify` takes one of {choices} (got `{' '.join(command.args)}`)."
         message = error_message("Notifications not changed", problem, NOTIFY_HINT)
-        await runner.chat.ephemeral(request.channel, request.user, message)
+        await runner.tell(request, message)
         return
     await runner.store.set_notify_mode(request.channel, mode, request.user)
     await runner.chat.post(request.channel, notify_set_message(mode, request.user))

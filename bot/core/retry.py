@@ -20,7 +20,6 @@ from bot.blocks.retry import (
     filled_create_view,
     not_retryable_message,
 )
-from bot.chat_interface import Message
 from bot.core.jobs import RequestError, plan_from_record
 from bot.core.requests import ButtonClick
 from bot.store import JobPlan
@@ -38,21 +37,17 @@ def retry_key(job_id: str) -> str:
     return f"retry:{job_id}"
 
 
-async def _tell(runner: CommandRunner, click: ButtonClick, message: Message) -> None:
-    await runner.chat.ephemeral(click.channel, click.user, message)
-
-
 async def _already(runner: CommandRunner, click: ButtonClick, old: str, new: str | None) -> None:
     link = None
     if new is not None and (watch := await runner.store.watch(new)) is not None:
         link = await runner.chat.permalink(watch.channel, watch.thread_ts)
-    await _tell(runner, click, already_retried_message(old, new, link))
+    await runner.tell(click, already_retried_message(old, new, link))
 
 
 async def _plan(runner: CommandRunner, click: ButtonClick, job_id: str) -> JobPlan | None:
     record = await runner.store.job_plan(job_id)
     if record is None:
-        await _tell(runner, click, cannot_retry_message(job_id, NO_PLAN))
+        await runner.tell(click, cannot_retry_message(job_id, NO_PLAN))
     return record
 
 
@@ -74,12 +69,12 @@ async def retry_button(runner: CommandRunner, click: ButtonClick) -> None:
             return
         job = await runner.api.retrieve_job(job_id)
         if job.status not in RETRYABLE:
-            await _tell(runner, click, not_retryable_message(job))
+            await runner.tell(click, not_retryable_message(job))
             return
         try:
             plan = await plan_from_record(runner.store, record.channel, record.plan)
         except RequestError as error:
-            await _tell(runner, click, cannot_retry_message(job_id, f"{error}."))
+            await runner.tell(click, cannot_retry_message(job_id, f"{error}."))
             return
         started = True
         plan = dataclasses.replace(plan, retry_of=job_id)

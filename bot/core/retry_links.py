@@ -72,7 +72,7 @@ async def link_retry(
             thread_ts=old_watch.thread_ts,
         )
         old_job = await nebius.retrieve_job(old_job_id)
-        card = MessageRef(old_watch.channel, old_watch.card_ts or old_watch.thread_ts)
+        card = MessageRef(old_watch.channel, old_watch.thread_ts)
         await chat.update(card, await card_message(store, old_job))
     except (ChatError, NebiusError) as error:
         log.warning("linking job %s to its retry %s: %s", old_job_id, new_job_id, error)

@@ -56,13 +56,12 @@ class UploadHandler:
         chat: Chat,
         *,
         clock: Clock | None = None,
-        progress_threshold: int = PROGRESS_THRESHOLD_BYTES,
     ) -> None:
         self.settings = settings
         self.store = store
         self.chat = chat
         self.clock = clock or RealClock()
-        self.progress_threshold = progress_threshold
+        self.progress_threshold = PROGRESS_THRESHOLD_BYTES
 
     async def handle(self, file: SharedFile) -> None:
         """Validates a shared .jsonl once per Slack file; other files are left alone."""

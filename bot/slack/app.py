@@ -93,7 +93,7 @@ def build_slack_bot(
         extra_file_hosts=extra_hosts,
         secrets=settings.secrets(),
     )
-    store = store_for(settings)
+    store = store_for(settings, clock=clock)
     bot = Bot(settings, store, chat, nebius, clock=clock)
     register_listeners(app, bot)
     verifier = command_verifier(secret) if http_mode else None

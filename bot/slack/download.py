@@ -7,7 +7,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from bot.chat_interface import ChatError, FileTooLarge, ProgressCallback
+from bot.chat_interface import ChatError, FileTooLarge, ProgressCallback, save_chunks
 
 CHUNK_BYTES = 256 * 1024
 MAX_REDIRECTS = 3
@@ -66,13 +66,11 @@ async def _save(
     total = int(declared) if declared and declared.isdigit() else None
     if total is not None and total > max_bytes:
         raise FileTooLarge(f"the file is {total} bytes; the limit is {max_bytes}.")
-    written = 0
-    with dest.open("wb") as handle:
-        async for chunk in response.aiter_bytes(CHUNK_BYTES):
-            written += len(chunk)
-            if written > max_bytes:
-                raise FileTooLarge(f"the file is over the limit of {max_bytes} bytes.")
-            handle.write(chunk)
-            if on_progress is not None:
-                await on_progress(written, total)
-    return written
+    return await save_chunks(
+        response.aiter_bytes(CHUNK_BYTES),
+        dest,
+        max_bytes=max_bytes,
+        too_large=f"the file is over the limit of {max_bytes} bytes.",
+        total=total,
+        on_progress=on_progress,
+    )

@@ -57,7 +57,7 @@ class SlackChat:
         self.secrets = (bot_token, *secrets)
         self._channel_locks: dict[str, asyncio.Lock] = {}
         self._last_post: dict[str, float] = {}
-        self.rate_limited = 0  # 429s received, for the benchmarks and the logs
+        self.rate_limited = 0  # 429s waited out so far (the tests read it)
 
     async def aclose(self) -> None:
         await self.http.aclose()

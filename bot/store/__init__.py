@@ -4,6 +4,7 @@ and `PostgresStore` (XGENLENS_DATABASE_URL, shared by several processes) impleme
 
 from __future__ import annotations
 
+from bot.clock import Clock
 from bot.config import DEFAULT_LEASE_S, BotSettings
 from bot.store.base import Store, StoreError
 from bot.store.records import (
@@ -41,11 +42,13 @@ __all__ = [
 ]
 
 
-def store_for(settings: BotSettings) -> Store:
+def store_for(settings: BotSettings, *, clock: Clock | None = None) -> Store:
     """The store the settings name: PostgreSQL for a database URL, else the SQLite file.
-    A PostgreSQL store connects on `await store.open()`."""
+    A PostgreSQL store connects on `await store.open()`. `clock`: the bot's (a real one by
+    default), whose `time()` the store's times are."""
     if settings.database_url is not None:
         from bot.store.postgres import PostgresStore
 
-        return PostgresStore(settings.database_url.get_secret_value(), lease_s=settings.lease_s)
-    return SQLiteStore(settings.database_path, lease_s=settings.lease_s)
+        url = settings.database_url.get_secret_value()
+        return PostgresStore(url, clock=clock, lease_s=settings.lease_s)
+    return SQLiteStore(settings.database_path, clock=clock, lease_s=settings.lease_s)

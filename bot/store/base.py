@@ -2,13 +2,14 @@
 
 `Store` holds every query the bot makes (one dialect: SQLite 3.35+ and PostgreSQL both read
 it, with `?` for parameters); `SQLiteStore` and `PostgresStore` give it a connection, a
-transaction and their schema. Several processes may share one PostgreSQL database: what
-must happen once is claimed by a single statement (an insert that only one process wins, or
-a conditional update), and the watches and job starts of a process are leased: held while
-its session is renewed, taken over by the others once it lapses.
+transaction and the schema in their spelling (bot.store.schema). Several processes may share
+one PostgreSQL database: what must happen once is claimed by a single statement (an insert
+that only one process wins, or a conditional update), and the watches and job starts of a
+process are leased: held while its session is renewed, taken over by the others once it
+lapses.
 
-Times are wall-clock seconds from `now` (passed in, so tests can move it): what is stored
-must still mean something after a restart, and leases compare the clocks of several
+Times are wall-clock seconds, the `time()` of the bot's clock (a fake one in tests): what is
+stored must still mean something after a restart, and leases compare the clocks of several
 processes (keep them in sync, as NTP does).
 """
 
@@ -16,13 +17,13 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from bot.clock import Clock, RealClock
 from bot.config import DEFAULT_LEASE_S
 from bot.store.records import (
     DEPLOYMENT_REDEPLOYABLE,
@@ -74,10 +75,8 @@ class Store(ABC):
     # than wait for them (PostgreSQL); SQLite has one writer at a time and needs nothing.
     skip_locked = ""
 
-    def __init__(
-        self, *, now: Callable[[], float] = time.time, lease_s: float = DEFAULT_LEASE_S
-    ) -> None:
-        self.now = now
+    def __init__(self, *, clock: Clock | None = None, lease_s: float = DEFAULT_LEASE_S) -> None:
+        self.clock = clock or RealClock()
         self.lease_s = lease_s
         # The lease is renewed every third of it (by the watcher's renewer). The same third is
         # the fence's margin (posts stop once the last renewal is older than the lease less
@@ -88,7 +87,7 @@ class Store(ABC):
         self.takeover_grace_s = self.renew_every_s
         # This process's session: it owns the watches and the starts it holds.
         self.session = uuid.uuid4().hex
-        # When the lease was last renewed (`now`, read before the statement went out, as the
+        # When the lease was last renewed (the time read before the statement went out, as the
         # lease it set counts from then); the epoch moves on each time it was found lapsed.
         self.renewed_at = -math.inf
         self.lease_epoch = 0
@@ -124,7 +123,7 @@ class Store(ABC):
         lapsed more than `takeover_grace_s` ago (time for a post it sent to land)."""
         return (
             f"{column} NOT IN (SELECT session FROM sessions WHERE lease_until >= ?)",
-            [self.now() - self.takeover_grace_s],
+            [self.clock.time() - self.takeover_grace_s],
         )
 
     def _lease_conn(self) -> AbstractAsyncContextManager[Conn]:
@@ -168,7 +167,7 @@ class Store(ABC):
         return found
 
     async def _begin_session(self) -> None:
-        now = self.now()
+        now = self.clock.time()
         await self._run(
             "INSERT INTO sessions(session, started_at, lease_until) VALUES (?, ?, ?)",
             (self.session, now, now + self.lease_s),
@@ -190,6 +189,13 @@ class Store(ABC):
         finally:
             await self.disconnect()
 
+    def _updates(self, **columns: Any) -> tuple[str, list[Any]]:
+        """An UPDATE's `updated_at = ?, column = ?, ...` for the columns given a value (None
+        leaves a column as it is), and its arguments: the time now, then those values."""
+        given = {column: value for column, value in columns.items() if value is not None}
+        sets = ", ".join(f"{column} = ?" for column in ("updated_at", *given))
+        return sets, [self.clock.time(), *given.values()]
+
     async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         async with self._conn() as conn:
             return await conn.fetch(sql, args)
@@ -209,7 +215,7 @@ class Store(ABC):
         the lease): other processes may have taken some of its watches meanwhile, so the
         caller reads back which it still holds, and posts recorded before are not sent (the
         epoch moves on). The session goes on either way."""
-        now = self.now()
+        now = self.clock.time()
         async with self._lease_conn() as conn:
             renewed = await conn.run(
                 "UPDATE sessions SET lease_until = ? WHERE session = ? AND lease_until >= ?",
@@ -232,12 +238,12 @@ class Store(ABC):
         younger than the lease less one renewal interval. Checked right before each post
         (the fence): a process whose renewals stall stops posting a renewal interval before
         its lease ends, and others take over only a grace after it ends (`_not_live`)."""
-        return self.now() - self.renewed_at < self.lease_s - self.renew_every_s
+        return self.clock.time() - self.renewed_at < self.lease_s - self.renew_every_s
 
     async def live_sessions(self) -> int:
         """How many processes hold a lease now (this one included)."""
         row = await self._one(
-            "SELECT COUNT(*) AS n FROM sessions WHERE lease_until >= ?", (self.now(),)
+            "SELECT COUNT(*) AS n FROM sessions WHERE lease_until >= ?", (self.clock.time(),)
         )
         return int(row["n"]) if row else 0
 
@@ -250,7 +256,7 @@ class Store(ABC):
         claimed = await self._run(
             "INSERT INTO handled_events(event_id, handled_at) VALUES (?, ?) "
             "ON CONFLICT(event_id) DO NOTHING",
-            (event_id, self.now()),
+            (event_id, self.clock.time()),
         )
         await self._claimed()
         return claimed == 1
@@ -263,7 +269,7 @@ class Store(ABC):
     async def prune(self, retention_s: float = RETENTION_S) -> int:
         """Forgets handled event ids, request keys and content fingerprints older than
         `retention_s` (long past Slack's retries); returns how many rows went."""
-        cutoff = self.now() - retention_s
+        cutoff = self.clock.time() - retention_s
         removed = 0
         async with self._conn() as conn:
             for sql in (
@@ -296,7 +302,7 @@ class Store(ABC):
         rows = await self._fetch(
             "INSERT INTO nebius_files(sha256, file_id, filename, bytes, created_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING RETURNING file_id",
-            (sha256, file_id, filename, size, self.now()),
+            (sha256, file_id, filename, size, self.clock.time()),
         )
         if rows:
             return str(rows[0]["file_id"])
@@ -310,7 +316,7 @@ class Store(ABC):
     async def claim_request(self, key: str) -> bool:
         """True for the first claim of a key by any process; False when it was claimed
         before: one job per request, however often it is delivered or clicked."""
-        now = self.now()
+        now = self.clock.time()
         claimed = await self._run(
             "INSERT INTO idempotency(key, created_at, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT(key) DO NOTHING",
@@ -326,7 +332,7 @@ class Store(ABC):
     async def finish_request(self, key: str, job_id: str) -> None:
         await self._run(
             "UPDATE idempotency SET job_id = ?, updated_at = ? WHERE key = ?",
-            (job_id, self.now(), key),
+            (job_id, self.clock.time(), key),
         )
 
     async def release_request(self, key: str) -> None:
@@ -348,7 +354,7 @@ class Store(ABC):
         """Claims a request's content: None when it may go ahead, else the earlier identical
         request that stops it (claimed or created less than `window_s` ago, or `busy`: still
         being started). One statement, so two processes cannot both go ahead."""
-        now = self.now()
+        now = self.clock.time()
         won = await self._fetch(
             "INSERT INTO content_requests(fingerprint, request_key, user_id, channel, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
@@ -383,7 +389,7 @@ class Store(ABC):
         await self._run(
             "UPDATE content_requests SET job_id = ?, updated_at = ? "
             "WHERE fingerprint = ? AND request_key = ?",
-            (job_id, self.now(), fingerprint, key),
+            (job_id, self.clock.time(), fingerprint, key),
         )
 
     async def release_content(self, fingerprint: str, key: str) -> None:
@@ -405,7 +411,7 @@ class Store(ABC):
         user_id: str,
         plan: dict[str, Any],
     ) -> None:
-        now = self.now()
+        now = self.clock.time()
         await self._run(
             "INSERT INTO starts(request_key, fingerprint, session, channel, user_id, plan, "
             "phase, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'preparing', ?, ?) "
@@ -420,12 +426,12 @@ class Store(ABC):
     async def start_messages(self, key: str, message_ts: str, step_ts: str | None) -> None:
         await self._run(
             "UPDATE starts SET message_ts = ?, step_ts = ?, updated_at = ? WHERE request_key = ?",
-            (message_ts, step_ts, self.now(), key),
+            (message_ts, step_ts, self.clock.time(), key),
         )
 
     async def start_creating(self, key: str, request: dict[str, Any]) -> None:
         """Just before the create request goes out: from here a job may exist."""
-        now = self.now()
+        now = self.clock.time()
         await self._run(
             "UPDATE starts SET request = ?, create_sent_at = ?, phase = 'creating', "
             "updated_at = ? WHERE request_key = ?",
@@ -436,7 +442,7 @@ class Store(ABC):
         await self._run(
             "UPDATE starts SET phase = 'interrupted', session = ?, updated_at = ? "
             "WHERE request_key = ?",
-            (self.session, self.now(), key),
+            (self.session, self.clock.time(), key),
         )
 
     async def end_start(self, key: str) -> None:
@@ -482,18 +488,18 @@ class Store(ABC):
     # ------------------------------------------------------------------ watches
 
     async def add_watch(
-        self, job_id: str, channel: str, thread_ts: str, card_ts: str | None, user_id: str | None
+        self, job_id: str, channel: str, thread_ts: str, user_id: str | None
     ) -> None:
-        """One watch per job thread, held by this process from the start."""
-        now = self.now()
+        """One watch per job thread (whose parent is the job's card), held by this process
+        from the start."""
+        now = self.clock.time()
         await self._run(
-            "INSERT INTO watches(job_id, channel, thread_ts, card_ts, user_id, owner, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO watches(job_id, channel, thread_ts, user_id, owner, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(job_id) DO UPDATE SET channel = excluded.channel, "
-            "thread_ts = excluded.thread_ts, card_ts = excluded.card_ts, "
-            "user_id = excluded.user_id, owner = excluded.owner, done = 0, "
-            "updated_at = excluded.updated_at",
-            (job_id, channel, thread_ts, card_ts, user_id, self.session, now, now),
+            "thread_ts = excluded.thread_ts, user_id = excluded.user_id, "
+            "owner = excluded.owner, done = 0, updated_at = excluded.updated_at",
+            (job_id, channel, thread_ts, user_id, self.session, now, now),
         )
 
     async def watch(self, job_id: str) -> Watch | None:
@@ -557,23 +563,13 @@ class Store(ABC):
         *,
         last_event_id: str | None = None,
         status: str | None = None,
-        card_ts: str | None = None,
         done: bool | None = None,
     ) -> None:
-        sets, args = ["updated_at = ?"], [self.now()]
-        for column, value in (
-            ("last_event_id", last_event_id),
-            ("status", status),
-            ("card_ts", card_ts),
-        ):
-            if value is not None:
-                sets.append(f"{column} = ?")
-                args.append(value)
-        if done is not None:
-            sets.append("done = ?")
-            args.append(int(done))
-        args.append(job_id)
-        await self._run(f"UPDATE watches SET {', '.join(sets)} WHERE job_id = ?", args)
+        """Sets the fields given (None leaves a field as it is)."""
+        sets, args = self._updates(
+            last_event_id=last_event_id, status=status, done=None if done is None else int(done)
+        )
+        await self._run(f"UPDATE watches SET {sets} WHERE job_id = ?", (*args, job_id))
 
     # ------------------------------------------------------------------ the outbox
 
@@ -589,12 +585,12 @@ class Store(ABC):
     ) -> OutboxEntry:
         """Records a post about to be made ("pending"). Only the process holding the job's
         watch may: LeaseLost when another has taken it over (then that one posts)."""
-        now = self.now()
+        now = self.clock.time()
         rows = await self._fetch(
             "INSERT INTO outbox(job_id, kind, channel, thread_ts, first_event_id, "
             "last_event_id, state, created_at, updated_at) "
             "SELECT ?, ?, ?, ?, ?, ?, 'pending', ?, ? WHERE EXISTS "
-            "(SELECT 1 FROM watches WHERE job_id = ? AND owner = ?) RETURNING id",
+            "(SELECT 1 FROM watches WHERE job_id = ? AND owner = ?) RETURNING *",
             (
                 job_id,
                 kind,
@@ -610,22 +606,12 @@ class Store(ABC):
         )
         if not rows:
             raise LeaseLost(job_id)
-        return OutboxEntry(
-            int(rows[0]["id"]),
-            job_id,
-            kind,
-            channel,
-            thread_ts,
-            first_event_id,
-            last_event_id,
-            "pending",
-            None,
-        )
+        return outbox_entry_from(rows[0])
 
     async def outbox_done(self, entry: OutboxEntry, ts: str | None) -> None:
         """The post reached the thread: marks it done and, in the same transaction, moves
         the watch on (its last event posted, or done after the summary)."""
-        now = self.now()
+        now = self.clock.time()
         async with self._tx() as conn:
             await conn.run(
                 "UPDATE outbox SET state = 'done', ts = ?, updated_at = ? WHERE id = ?",
@@ -677,7 +663,7 @@ class Store(ABC):
             "INSERT INTO uploads(slack_file_id, channel, thread_ts, name, user_id, state, "
             "created_at) VALUES (?, ?, ?, ?, ?, 'validating', ?) "
             "ON CONFLICT(slack_file_id) DO NOTHING",
-            (slack_file_id, channel, thread_ts, name, user_id, self.now()),
+            (slack_file_id, channel, thread_ts, name, user_id, self.clock.time()),
         )
         return claimed == 1
 
@@ -754,7 +740,7 @@ class Store(ABC):
         await self._run(
             "INSERT INTO job_plans(job_id, channel, user_id, plan, retry_of, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(job_id) DO NOTHING",
-            (job_id, channel, user_id, json.dumps(plan), retry_of, self.now()),
+            (job_id, channel, user_id, json.dumps(plan), retry_of, self.clock.time()),
         )
 
     async def job_plan(self, job_id: str) -> JobPlan | None:
@@ -777,7 +763,7 @@ class Store(ABC):
         return row["notify"] if row else None
 
     async def set_notify_mode(self, channel: str, mode: str, user_id: str | None) -> None:
-        now = self.now()
+        now = self.clock.time()
         await self._run(
             "INSERT INTO channel_settings(channel, notify, updated_by, updated_at) "
             "VALUES (?, ?, ?, ?) ON CONFLICT(channel) DO UPDATE SET notify = excluded.notify, "
@@ -821,7 +807,7 @@ class Store(ABC):
         """Claims the deployment of one checkpoint: None when the caller may deploy it (the
         first claim, or again after an error or a delete), else the deployment that stands
         (a double click, a redelivery, another process). One statement: one winner."""
-        now = self.now()
+        now = self.clock.time()
         again = ", ".join(f"'{state}'" for state in DEPLOYMENT_REDEPLOYABLE)
         won = await self._fetch(
             "INSERT INTO deployments(job_id, checkpoint_id, step, state, channel, thread_ts, "
@@ -854,21 +840,17 @@ class Store(ABC):
         system_prompt: str | None = None,
     ) -> None:
         """Sets the fields given (None leaves a field as it is)."""
-        sets, args = ["updated_at = ?"], [self.now()]
-        for column, value in (
-            ("name", name),
-            ("requested_name", requested_name),
-            ("base_model", base_model),
-            ("state", state),
-            ("reason", reason),
-            ("progress_ts", progress_ts),
-            ("system_prompt", system_prompt),
-        ):
-            if value is not None:
-                sets.append(f"{column} = ?")
-                args.append(value)
+        sets, args = self._updates(
+            name=name,
+            requested_name=requested_name,
+            base_model=base_model,
+            state=state,
+            reason=reason,
+            progress_ts=progress_ts,
+            system_prompt=system_prompt,
+        )
         await self._run(
-            f"UPDATE deployments SET {', '.join(sets)} WHERE job_id = ? AND checkpoint_id = ?",
+            f"UPDATE deployments SET {sets} WHERE job_id = ? AND checkpoint_id = ?",
             (*args, job_id, checkpoint_id),
         )
 

@@ -9,172 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from bot.clock import Clock
 from bot.config import DEFAULT_LEASE_S
-from bot.store.base import Conn, Step, Store, StoreError
+from bot.store.base import Conn, Store, StoreError
 from bot.store.records import Row
+from bot.store.schema import POSTGRESQL, Migrations, migrations
 
 # Any constant: the key of the advisory lock that migrations take.
 _MIGRATION_LOCK = 0x58474C53  # "XGLS"
 POOL_MAX = 10
 CONNECT_TIMEOUT_S = 10.0
-
-_V1 = (
-    """CREATE TABLE handled_events (
-        event_id TEXT PRIMARY KEY,
-        handled_at DOUBLE PRECISION NOT NULL
-    )""",
-    """CREATE TABLE nebius_files (
-        sha256 TEXT PRIMARY KEY,
-        file_id TEXT NOT NULL,
-        filename TEXT,
-        bytes BIGINT,
-        created_at DOUBLE PRECISION NOT NULL
-    )""",
-    """CREATE TABLE idempotency (
-        key TEXT PRIMARY KEY,
-        job_id TEXT,
-        created_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL
-    )""",
-    "CREATE INDEX handled_events_by_time ON handled_events(handled_at)",
-    "CREATE INDEX idempotency_by_time ON idempotency(updated_at)",
-    """CREATE TABLE content_requests (
-        fingerprint TEXT PRIMARY KEY,
-        request_key TEXT NOT NULL,
-        user_id TEXT,
-        channel TEXT,
-        thread_ts TEXT,
-        job_id TEXT,
-        created_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL
-    )""",
-    "CREATE INDEX content_requests_by_time ON content_requests(updated_at)",
-    """CREATE TABLE starts (
-        request_key TEXT PRIMARY KEY,
-        fingerprint TEXT NOT NULL,
-        session TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        message_ts TEXT,
-        step_ts TEXT,
-        plan TEXT NOT NULL,
-        request TEXT,
-        create_sent_at DOUBLE PRECISION,
-        phase TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL
-    )""",
-    """CREATE TABLE watches (
-        job_id TEXT PRIMARY KEY,
-        channel TEXT NOT NULL,
-        thread_ts TEXT NOT NULL,
-        card_ts TEXT,
-        user_id TEXT,
-        last_event_id TEXT,
-        status TEXT,
-        done INTEGER NOT NULL DEFAULT 0,
-        created_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL
-    )""",
-    """CREATE TABLE uploads (
-        slack_file_id TEXT PRIMARY KEY,
-        channel TEXT NOT NULL,
-        thread_ts TEXT,
-        name TEXT NOT NULL,
-        user_id TEXT,
-        sha256 TEXT,
-        valid INTEGER,
-        format TEXT,
-        report TEXT,
-        state TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL,
-        report_ts TEXT,
-        validation_report TEXT
-    )""",
-    "CREATE INDEX uploads_by_channel ON uploads(channel, created_at)",
-    "CREATE INDEX uploads_by_sha ON uploads(sha256)",
-    """CREATE TABLE outbox (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        job_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        thread_ts TEXT NOT NULL,
-        first_event_id TEXT,
-        last_event_id TEXT,
-        state TEXT NOT NULL,
-        ts TEXT,
-        created_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL
-    )""",
-    "CREATE INDEX outbox_by_job ON outbox(job_id, state)",
-    "CREATE INDEX outbox_by_time ON outbox(state, updated_at)",
-)
-
-# Version 2: leases (as in SQLite's).
-_V2 = (
-    """CREATE TABLE sessions (
-        session TEXT PRIMARY KEY,
-        started_at DOUBLE PRECISION NOT NULL,
-        lease_until DOUBLE PRECISION NOT NULL
-    )""",
-    "ALTER TABLE watches ADD COLUMN owner TEXT",
-    "CREATE INDEX watches_by_owner ON watches(done, owner)",
-)
-
-# Version 3: what each job was started from (Retry), and per-channel settings (notify).
-_V3 = (
-    """CREATE TABLE job_plans (
-        job_id TEXT PRIMARY KEY,
-        channel TEXT NOT NULL,
-        user_id TEXT,
-        plan TEXT NOT NULL,
-        retry_of TEXT,
-        created_at DOUBLE PRECISION NOT NULL
-    )""",
-    "CREATE INDEX job_plans_by_retry ON job_plans(retry_of)",
-    """CREATE TABLE channel_settings (
-        channel TEXT PRIMARY KEY,
-        notify TEXT NOT NULL,
-        updated_by TEXT,
-        updated_at DOUBLE PRECISION NOT NULL
-    )""",
-)
-
-# Version 4: custom models the bot deployed (one per job and checkpoint), so that a double
-# click deploys once, a restart follows a validating one on, and Try it knows its base model.
-_V4 = (
-    """CREATE TABLE deployments (
-        job_id TEXT NOT NULL,
-        checkpoint_id TEXT NOT NULL,
-        step INTEGER,
-        name TEXT,
-        requested_name TEXT,
-        base_model TEXT,
-        state TEXT NOT NULL,
-        reason TEXT,
-        channel TEXT NOT NULL,
-        thread_ts TEXT,
-        progress_ts TEXT,
-        user_id TEXT,
-        system_prompt TEXT,
-        session TEXT,
-        created_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (job_id, checkpoint_id)
-    )""",
-    "CREATE INDEX deployments_by_name ON deployments(name)",
-    "CREATE INDEX deployments_by_state ON deployments(state)",
-)
-
-MIGRATIONS: tuple[tuple[Step, ...], ...] = (_V1, _V2, _V3, _V4)
 
 
 def _sql(statement: str) -> str:
@@ -204,11 +55,11 @@ class PostgresStore(Store):
         self,
         url: str,
         *,
-        now: Callable[[], float] = time.time,
+        clock: Clock | None = None,
         lease_s: float = DEFAULT_LEASE_S,
         pool_max: int = POOL_MAX,
     ) -> None:
-        super().__init__(now=now, lease_s=lease_s)
+        super().__init__(clock=clock, lease_s=lease_s)
         self._url = url
         self._pool_max = pool_max
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
@@ -218,8 +69,8 @@ class PostgresStore(Store):
         self._lease_lock = asyncio.Lock()
         self.found_version: int | None = None
 
-    def migrations(self) -> tuple[tuple[Step, ...], ...]:
-        return MIGRATIONS
+    def migrations(self) -> Migrations:
+        return migrations(POSTGRESQL)
 
     async def open(self) -> None:
         if self._pool is not None:
@@ -290,7 +141,7 @@ class PostgresStore(Store):
         the row's alone; a subquery there would see the sessions as they were."""
         rows = await self._fetch(
             "SELECT session FROM sessions WHERE lease_until >= ?",
-            (self.now() - self.takeover_grace_s,),
+            (self.clock.time() - self.takeover_grace_s,),
         )
         live = sorted({self.session, *(row["session"] for row in rows)})
         return f"NOT ({column} = ANY(?))", [live]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 # Slack retries an event for a few minutes at most; a day is well past any redelivery, and
 # a job request key or content fingerprint is of no use after that either.
@@ -35,8 +35,8 @@ class LeaseLost(Exception):
 class Watch:
     job_id: str
     channel: str
+    # The job's card, whose thread the job's events go to.
     thread_ts: str
-    card_ts: str | None
     user_id: str | None
     last_event_id: str | None
     status: str | None
@@ -163,111 +163,49 @@ class StoredDeployment:
 
 
 Row = Mapping[str, Any]
+R = TypeVar("R")
+
+
+def _record(kind: type[R], row: Row, **decoded: Any) -> R:
+    """The record of a row, field by column of the same name; `decoded` gives the fields
+    whose columns hold them otherwise (JSON text, 0 or 1)."""
+    named = {f.name: row[f.name] for f in fields(kind) if f.name not in decoded}
+    return kind(**named, **decoded)
+
+
+def _json(text: str | None) -> Any:
+    return json.loads(text) if text else None
 
 
 def watch_from(row: Row) -> Watch:
-    return Watch(
-        job_id=row["job_id"],
-        channel=row["channel"],
-        thread_ts=row["thread_ts"],
-        card_ts=row["card_ts"],
-        user_id=row["user_id"],
-        last_event_id=row["last_event_id"],
-        status=row["status"],
-        done=bool(row["done"]),
-        owner=row["owner"],
-    )
+    return _record(Watch, row, done=bool(row["done"]))
 
 
 def outbox_entry_from(row: Row) -> OutboxEntry:
-    return OutboxEntry(
-        id=int(row["id"]),
-        job_id=row["job_id"],
-        kind=row["kind"],
-        channel=row["channel"],
-        thread_ts=row["thread_ts"],
-        first_event_id=row["first_event_id"],
-        last_event_id=row["last_event_id"],
-        state=row["state"],
-        ts=row["ts"],
-    )
+    return _record(OutboxEntry, row, id=int(row["id"]))
 
 
 def content_request_from(row: Row) -> ContentRequest:
-    return ContentRequest(
-        fingerprint=row["fingerprint"],
-        request_key=row["request_key"],
-        user_id=row["user_id"],
-        channel=row["channel"],
-        thread_ts=row["thread_ts"],
-        job_id=row["job_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return _record(ContentRequest, row)
 
 
 def pending_start_from(row: Row) -> PendingStart:
-    return PendingStart(
-        request_key=row["request_key"],
-        fingerprint=row["fingerprint"],
-        channel=row["channel"],
-        user_id=row["user_id"],
-        message_ts=row["message_ts"],
-        step_ts=row["step_ts"],
-        plan=json.loads(row["plan"]),
-        request=json.loads(row["request"]) if row["request"] else None,
-        create_sent_at=row["create_sent_at"],
-        phase=row["phase"],
-        updated_at=row["updated_at"],
-    )
+    return _record(PendingStart, row, plan=json.loads(row["plan"]), request=_json(row["request"]))
 
 
 def upload_from(row: Row) -> Upload:
-    return Upload(
-        slack_file_id=row["slack_file_id"],
-        channel=row["channel"],
-        thread_ts=row["thread_ts"],
-        name=row["name"],
-        user_id=row["user_id"],
-        sha256=row["sha256"],
+    return _record(
+        Upload,
+        row,
         valid=None if row["valid"] is None else bool(row["valid"]),
-        format=row["format"],
-        report=json.loads(row["report"]) if row["report"] else None,
-        state=row["state"],
-        created_at=row["created_at"],
-        report_ts=row["report_ts"],
-        validation_report=(
-            json.loads(row["validation_report"]) if row["validation_report"] else None
-        ),
+        report=_json(row["report"]),
+        validation_report=_json(row["validation_report"]),
     )
 
 
 def job_plan_from(row: Row) -> JobPlan:
-    return JobPlan(
-        job_id=row["job_id"],
-        channel=row["channel"],
-        user_id=row["user_id"],
-        plan=json.loads(row["plan"]),
-        retry_of=row["retry_of"],
-        created_at=row["created_at"],
-    )
+    return _record(JobPlan, row, plan=json.loads(row["plan"]))
 
 
 def stored_deployment_from(row: Row) -> StoredDeployment:
-    return StoredDeployment(
-        job_id=row["job_id"],
-        checkpoint_id=row["checkpoint_id"],
-        name=row["name"],
-        requested_name=row["requested_name"],
-        base_model=row["base_model"],
-        step=row["step"],
-        state=row["state"],
-        reason=row["reason"],
-        channel=row["channel"],
-        thread_ts=row["thread_ts"],
-        progress_ts=row["progress_ts"],
-        user_id=row["user_id"],
-        system_prompt=row["system_prompt"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return _record(StoredDeployment, row)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -380,42 +381,26 @@ async def cmd_cancel(client: NebiusClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def cmd_chart(client: NebiusClient, args: argparse.Namespace) -> int:
-    # Imported here: client.cli.chart imports this module (for UsageError).
-    from client.cli.chart import run_chart
-
-    return await run_chart(client, args)
+Command = Callable[[NebiusClient, argparse.Namespace], Awaitable[int]]
 
 
-# Imported when run, as chart is: client.cli.deploy imports this module (for UsageError).
-async def cmd_deploy(client: NebiusClient, args: argparse.Namespace) -> int:
-    from client.cli.deploy import run_deploy
+def _run_from(module: str, function: str) -> Command:
+    """The command `module.function`, imported when it runs: those modules import this one
+    (for UsageError), and a command that is not run costs nothing at start."""
 
-    return await run_deploy(client, args)
+    async def command(client: NebiusClient, args: argparse.Namespace) -> int:
+        run: Command = getattr(importlib.import_module(module), function)
+        return await run(client, args)
 
-
-async def cmd_deployments(client: NebiusClient, args: argparse.Namespace) -> int:
-    from client.cli.deploy import run_deployments
-
-    return await run_deployments(client, args)
+    return command
 
 
-async def cmd_undeploy(client: NebiusClient, args: argparse.Namespace) -> int:
-    from client.cli.deploy import run_undeploy
-
-    return await run_undeploy(client, args)
-
-
-async def cmd_chat(client: NebiusClient, args: argparse.Namespace) -> int:
-    from client.cli.deploy import run_chat
-
-    return await run_chat(client, args)
-
-
-async def cmd_compare(client: NebiusClient, args: argparse.Namespace) -> int:
-    from client.cli.compare import run_compare_command
-
-    return await run_compare_command(client, args)
+cmd_chart = _run_from("client.cli.chart", "run_chart")
+cmd_deploy = _run_from("client.cli.deploy", "run_deploy")
+cmd_deployments = _run_from("client.cli.deploy", "run_deployments")
+cmd_undeploy = _run_from("client.cli.deploy", "run_undeploy")
+cmd_chat = _run_from("client.cli.deploy", "run_chat")
+cmd_compare = _run_from("client.cli.compare", "run_compare_command")
 
 
 # ---------------------------------------------------------------------- parser

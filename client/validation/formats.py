@@ -1,6 +1,5 @@
 """The dataset formats, and the names people see for them (reports, the bot)."""
 
-FORMATS = ("chat", "prompt_completion", "text")
 FORMAT_NAMES = {"chat": "chat", "prompt_completion": "prompt/completion", "text": "text"}
 UNRECOGNISED = "not recognised"
 # The full report also names the key that marks a chat file; the other names already

@@ -202,21 +202,25 @@ def _only_adapter(module: Any) -> str | None:
     return adapters[0]
 
 
+def _lora_operands(module: Any, name: str, x: torch.Tensor) -> tuple[Any, ...]:
+    """What the fused functions take after their inputs: the frozen weight and bias, adapter
+    `name`'s A and B, its scaling, and the dtype to compute `x`'s product in."""
+    base = module.base_layer
+    return (
+        base.weight,
+        base.bias,
+        module.lora_A[name].weight,
+        module.lora_B[name].weight,
+        float(module.scaling[name]),
+        _compute_dtype(x, base.weight),
+    )
+
+
 def _lora_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
     name = _only_adapter(self)
     if name is None or args or kwargs:
         return self._unfused_forward(x, *args, **kwargs)
-    base = self.base_layer
-    return _LoraLinear.apply(
-        x,
-        self.lora_dropout[name](x),
-        base.weight,
-        base.bias,
-        self.lora_A[name].weight,
-        self.lora_B[name].weight,
-        float(self.scaling[name]),
-        _compute_dtype(x, base.weight),
-    )
+    return _LoraLinear.apply(x, self.lora_dropout[name](x), *_lora_operands(self, name, x))
 
 
 def _norm_forward(before_projection: bool):
@@ -235,17 +239,7 @@ def _mlp_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
     name = _only_adapter(down) if _is_lora_linear(down) else None
     if name is None or not isinstance(down.lora_dropout[name], torch.nn.Identity):
         return down(_SwiGLU.apply(gate, up))
-    base = down.base_layer
-    return _SwiGLULoraDown.apply(
-        gate,
-        up,
-        base.weight,
-        base.bias,
-        down.lora_A[name].weight,
-        down.lora_B[name].weight,
-        float(down.scaling[name]),
-        _compute_dtype(gate, base.weight),
-    )
+    return _SwiGLULoraDown.apply(gate, up, *_lora_operands(down, name, gate))
 
 
 def _is_lora_linear(module: Any) -> bool:

@@ -1,4 +1,5 @@
-"""Fixtures of the bot's tests: the fake Slack, a Nebius mocked with respx, the harness."""
+"""Fixtures of the bot's tests: the fake Slack, a Nebius mocked with respx, the harness; and
+what a checked upload leaves in the store."""
 
 from __future__ import annotations
 
@@ -8,16 +9,27 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.clock import FakeClock
 from bot.config import BotSettings
 from bot.slack.app import build_slack_bot
+from bot.slack.web_chat import SlackChat
+from bot.store import Store
 from client import NebiusClient
+from tests.bot.fake_clock import FakeClock
 from tests.bot.fake_slack import BOT_TOKEN, FakeSlack
 from tests.bot.harness import SIGNING_SECRET, SlackHarness
+from tests.bot.watching import FakeJobs
 
 NEBIUS_URL = "https://nebius.test/v1/"
 NEBIUS_KEY = "nebius-test-key-secret-42"
+# What the bot's check of a 300,000-token training file reports (the tokens make its cost).
+TRAINING_REPORT = {
+    "file": "t",
+    "filename": "train.jsonl",
+    "role": "training",
+    "stats": {"tokens": {"total": 300_000}},
+}
 
 
 @pytest.fixture
@@ -67,16 +79,21 @@ class RouterTransport(httpx.AsyncBaseTransport):
         return httpx.Response(answer.status_code, headers=headers, stream=httpx.ByteStream(body))
 
 
+def mocked_nebius(router: respx.Router, clock: FakeClock, *, max_retries: int = 0) -> NebiusClient:
+    """A client of Nebius mocked by `router`, which waits out its retries on the fake clock."""
+    return NebiusClient(
+        NEBIUS_KEY,
+        NEBIUS_URL,
+        max_retries=max_retries,
+        sleep=clock.sleep,
+        transport=RouterTransport(router),
+    )
+
+
 def make_harness(
     settings: BotSettings, fake: FakeSlack, clock: FakeClock, nebius_api: respx.Router
 ) -> SlackHarness:
-    nebius = NebiusClient(
-        NEBIUS_KEY,
-        NEBIUS_URL,
-        max_retries=2,
-        sleep=clock.sleep,
-        transport=RouterTransport(nebius_api),
-    )
+    nebius = mocked_nebius(nebius_api, clock, max_retries=2)
     slack = build_slack_bot(settings, nebius=nebius, clock=clock)
     return SlackHarness.create(fake, settings, slack)
 
@@ -104,3 +121,31 @@ async def harness_factory(
 @pytest.fixture
 async def harness(harness_factory: HarnessFactory) -> SlackHarness:
     return harness_factory()
+
+
+async def remember_checked_upload(store: Store) -> None:
+    """F1, train.jsonl, shared by U1 in C1: checked valid (TRAINING_REPORT) and already
+    uploaded to Nebius as file-train."""
+    await store.claim_upload("F1", "C1", None, "train.jsonl", "U1")
+    await store.finish_upload("F1", sha256="abc", valid=True, fmt="chat", report=TRAINING_REPORT)
+    await store.remember_nebius_file("abc", "file-train", "train.jsonl", 10)
+
+
+@pytest.fixture
+def nebius_jobs(nebius_api: respx.Router) -> FakeJobs:
+    jobs = FakeJobs()
+    jobs.route(nebius_api)
+    return jobs
+
+
+@pytest.fixture
+async def world(
+    fake_slack: FakeSlack, clock: FakeClock, nebius_api: respx.Router, tmp_path
+) -> AsyncIterator[dict]:
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url)
+    chat = SlackChat(client, bot_token=BOT_TOKEN, clock=clock)
+    nebius = mocked_nebius(nebius_api, clock)
+    path = tmp_path / "bot.sqlite3"
+    yield {"chat": chat, "nebius": nebius, "path": path, "clock": clock}
+    await chat.aclose()
+    await nebius.aclose()

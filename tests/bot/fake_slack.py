@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from bot.clock import FakeClock
+from tests.bot.fake_clock import FakeClock
 
 BOT_TOKEN = "xoxb-test-bot-token-000"
 APP_TOKEN = "xapp-test-app-token-000"

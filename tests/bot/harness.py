@@ -12,9 +12,11 @@ from urllib.parse import urlencode
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
+from bot.blocks.jobs import job_card_message
 from bot.config import BotSettings
 from bot.slack.app import SlackBot
 from bot.slack.serve import http_app
+from client import Job
 from tests.bot.fake_slack import FakeSlack
 
 SIGNING_SECRET = "test-signing-secret-123"
@@ -133,6 +135,13 @@ class SlackHarness:
             event_id=event_id,
         )
 
+    async def upload(
+        self, name: str, content: bytes, *, file_id: str = "F1", **sharing: Any
+    ) -> httpx.Response:
+        """A person drops a file in a channel: `content` hosted on the fake Slack as `name`,
+        then shared (`sharing`: as `share_file` takes it, C1 by U1 unless told otherwise)."""
+        return await self.share_file(self.fake.host_file(file_id, name, content), **sharing)
+
     async def click(
         self,
         action_id: str,
@@ -144,26 +153,35 @@ class SlackHarness:
         ephemeral: bool = False,
         trigger_id: str = "T-trigger-2",
     ) -> httpx.Response:
-        payload = {
-            "type": "block_actions",
-            "team": {"id": "T1"},
-            "user": {"id": user},
-            "api_app_id": "A1",
-            "trigger_id": trigger_id,
-            "channel": {"id": channel},
-            "container": {
+        """A button of a message in `channel` (of the message at `message_ts`)."""
+        ts = message_ts or "1700000000.000009"
+        return await self._interaction(
+            "block_actions",
+            user,
+            trigger_id,
+            channel={"id": channel},
+            container={
                 "type": "message",
-                "message_ts": message_ts or "1700000000.000009",
+                "message_ts": ts,
                 "channel_id": channel,
                 "is_ephemeral": ephemeral,
             },
-            "message": {"ts": message_ts or "1700000000.000009"},
-            "actions": [
-                {"type": "button", "action_id": action_id, "value": value, "block_id": "b1"}
-            ],
-        }
-        body = urlencode({"payload": json.dumps(payload)})
-        return await self.post(body, "application/x-www-form-urlencoded")
+            message={"ts": ts},
+            actions=[button(action_id, value)],
+        )
+
+    async def click_in_home(
+        self, action_id: str, value: str, *, user: str = "U1"
+    ) -> httpx.Response:
+        """A button of the Home tab: a view container, no channel."""
+        return await self._interaction(
+            "block_actions",
+            user,
+            "T-trigger-home",
+            container={"type": "view", "view_id": "VHOME"},
+            view={"id": "VHOME", "type": "home", "blocks": []},
+            actions=[button(action_id, value)],
+        )
 
     async def submit_view(
         self,
@@ -174,17 +192,41 @@ class SlackHarness:
         view_id: str = "V1",
     ) -> httpx.Response:
         """Submits a modal the way Slack does: `view_submission` with `state.values`."""
+        return await self._interaction(
+            "view_submission",
+            user,
+            "T-trigger-3",
+            view={**view, "id": view_id, "state": {"values": values}},
+        )
+
+    async def _interaction(
+        self, kind: str, user: str, trigger_id: str, **fields: Any
+    ) -> httpx.Response:
+        """An interactivity payload (a click, a submission), posted as Slack posts it."""
         payload = {
-            "type": "view_submission",
+            "type": kind,
             "team": {"id": "T1"},
             "user": {"id": user},
             "api_app_id": "A1",
-            "trigger_id": "T-trigger-3",
-            "view": {**view, "id": view_id, "state": {"values": values}},
+            "trigger_id": trigger_id,
+            **fields,
         }
         body = urlencode({"payload": json.dumps(payload)})
         return await self.post(body, "application/x-www-form-urlencoded")
 
+    async def follow_job(self, job_id: str, *, status: str = "queued", user: str = "U1") -> str:
+        """What a start by `user` leaves: the job's card in C1 (showing `status`) and the watch
+        that follows the job in the card's thread. The card's ts."""
+        job = Job.model_validate({"id": job_id, "status": status})
+        card = await self.bot.chat.post("C1", job_card_message(job))
+        await self.bot.store.add_watch(job_id, "C1", card.ts, user)
+        return card.ts
+
     async def aclose(self) -> None:
         await self.http.aclose()
         await self.slack.aclose()
+
+
+def button(action_id: str, value: str) -> dict[str, Any]:
+    """A clicked button, as `block_actions` names it."""
+    return {"type": "button", "action_id": action_id, "value": value, "block_id": "b1"}

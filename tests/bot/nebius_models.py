@@ -15,6 +15,8 @@ V0 = "https://nebius.test/v0/models"
 ONE_MODEL = r"^/v0/models/(?P<name>.+)$"
 BASE = "meta-llama/Meta-Llama-3.1-8B-Instruct"
 SYSTEM_PROMPT = "You turn short ideas into vivid image-generation prompts."
+# The name Nebius gives the first deployment of succeeded_job's step-10 checkpoint.
+FULL_NAME = f"{BASE}-LoRa:demo-1-step10-Ab1d"
 TRAINING_LINES = [
     {
         "messages": [

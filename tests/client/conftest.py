@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import respx
@@ -11,6 +11,10 @@ import respx
 from client import NebiusClient
 
 BASE_URL = "https://nebius.test/v1/"
+# Above /v1: a module whose routes reach the deployments under /v0 writes them from here.
+HOST_URL = "https://nebius.test/"
+# The local engine's default address: a loopback base URL, so the client takes it for the engine.
+LOCAL_URL = "http://127.0.0.1:8800/v1/"
 API_KEY = "sk-test-SECRET-key-0123456789"
 
 
@@ -40,8 +44,14 @@ def fake_time() -> FakeTime:
 
 
 @pytest.fixture
-def api() -> respx.MockRouter:
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+def api_root() -> str:
+    """What the mocked routes' paths are relative to; a module overrides it with HOST_URL."""
+    return BASE_URL
+
+
+@pytest.fixture
+def api(api_root: str) -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=api_root, assert_all_called=False) as router:
         yield router
 
 

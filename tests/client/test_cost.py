@@ -31,10 +31,9 @@ from client.cost import (
 )
 from client.models import Job
 from client.validation import validate_file
-from tests.client.conftest import API_KEY, BASE_URL, FakeTime, job_json
+from tests.client.conftest import API_KEY, BASE_URL, LOCAL_URL, FakeTime, job_json
 
 V0_MODELS = "https://nebius.test/v0/models"
-LOCAL_URL = "http://127.0.0.1:8800/v1/"
 SMALL = "meta-llama/Llama-3.1-8B-Instruct"
 LARGE = "meta-llama/Llama-3.3-70B-Instruct"
 

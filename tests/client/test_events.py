@@ -15,8 +15,10 @@ from client.events import NEWEST_FIRST, OLDEST_FIRST, Order
 from tests.client.event_server import BOTH_ORDERS, T0, EventServer
 
 
-def serve(api: respx.MockRouter, order: Order, **kwargs: str) -> EventServer:
+def serve(api: respx.MockRouter, order: Order, events: int = 0, **kwargs: str) -> EventServer:
+    """Job ftjob-1's event list on the mocked API, holding `events` events a second apart."""
     server = EventServer(order, **kwargs)
+    fill(server, events)
     api.get("fine_tuning/jobs/ftjob-1/events").mock(side_effect=server)
     return server
 
@@ -41,8 +43,7 @@ def ids(first: int, last: int) -> list[str]:
 async def test_list_events_is_one_raw_page_in_the_apis_order(
     client: NebiusClient, api: respx.MockRouter
 ) -> None:
-    server = serve(api, NEWEST_FIRST)
-    fill(server, 10)
+    serve(api, NEWEST_FIRST, events=10)
     page = await client.list_events("ftjob-1", limit=3)
     assert [e.id for e in page.data] == ["ev10", "ev9", "ev8"] and page.has_more
     page = await client.list_events("ftjob-1", after="ev8", limit=3)
@@ -53,8 +54,7 @@ async def test_list_events_is_one_raw_page_in_the_apis_order(
 async def test_every_event_oldest_first_across_pages(
     client: NebiusClient, api: respx.MockRouter, order: Order
 ) -> None:
-    server = serve(api, order)
-    fill(server, 10)
+    server = serve(api, order, events=10)
     assert await poll(client, None) == ids(1, 10)
     assert len(server.requests) == 4
 
@@ -63,8 +63,7 @@ async def test_every_event_oldest_first_across_pages(
 async def test_only_events_after_the_cursor_oldest_first(
     client: NebiusClient, api: respx.MockRouter, order: Order
 ) -> None:
-    server = serve(api, order)
-    fill(server, 10)
+    serve(api, order, events=10)
     assert await poll(client, "ev6") == ids(7, 10)
     assert await poll(client, "ev10") == []
 
@@ -72,8 +71,7 @@ async def test_only_events_after_the_cursor_oldest_first(
 async def test_newest_first_stops_paging_at_the_cursor(
     client: NebiusClient, api: respx.MockRouter
 ) -> None:
-    server = serve(api, NEWEST_FIRST)
-    fill(server, 10)
+    server = serve(api, NEWEST_FIRST, events=10)
     assert await poll(client, "ev6") == ids(7, 10)
     assert server.requests == [None, "ev8"]  # ev6 is on the second page: no further
 
@@ -81,8 +79,7 @@ async def test_newest_first_stops_paging_at_the_cursor(
 async def test_oldest_first_pages_forward_from_the_cursor(
     client: NebiusClient, api: respx.MockRouter
 ) -> None:
-    server = serve(api, OLDEST_FIRST)
-    fill(server, 10)
+    server = serve(api, OLDEST_FIRST, events=10)
     assert await poll(client, "ev5") == ids(6, 10)
     # The first page shows the order; then straight to the cursor, not through the list.
     assert server.requests == [None, "ev5", "ev8"]
@@ -114,8 +111,7 @@ async def test_follows_a_running_job_each_event_once(
 async def test_events_sharing_a_second_are_neither_lost_nor_repeated(
     client: NebiusClient, api: respx.MockRouter, order: Order
 ) -> None:
-    server = serve(api, order)
-    fill(server, 2)
+    server = serve(api, order, events=2)
     seen = await poll(client, None)
     assert seen == ["ev1", "ev2"]
     same = server.events[-1]["created_at"]
@@ -175,8 +171,7 @@ async def test_the_order_is_recognised_per_response(
 
 @BOTH_ORDERS
 async def test_a_single_page_api(client: NebiusClient, api: respx.MockRouter, order: Order) -> None:
-    server = serve(api, order)
-    fill(server, 5)
+    server = serve(api, order, events=5)
     assert await poll(client, "ev3", page_size=100) == ["ev4", "ev5"]
     assert server.requests == [None]
 
@@ -191,8 +186,7 @@ async def test_a_pruned_cursor_resumes_without_reposting(
     unknown_after: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    server = serve(api, order, unknown_after=unknown_after)
-    fill(server, 8)
+    server = serve(api, order, events=8, unknown_after=unknown_after)
     seen = await poll(client, None)
     assert seen == ids(1, 8)
     server.prune("ev8")  # the cursor vanishes, and two events arrive
@@ -207,8 +201,7 @@ async def test_a_pruned_cursor_resumes_without_reposting(
 async def test_an_unknown_cursor_in_a_fresh_client_gives_only_the_newest(
     client: NebiusClient, api: respx.MockRouter, order: Order
 ) -> None:
-    server = serve(api, order, unknown_after="404")
-    fill(server, 7)
+    server = serve(api, order, events=7, unknown_after="404")
     assert await poll(client, "ev-gone") == ["ev7"]
     fill(server, 1)
     assert await poll(client, "ev7") == ["ev8"]
@@ -230,7 +223,6 @@ async def test_survives_a_server_that_ignores_after(
 async def test_recent_events_are_the_newest_oldest_first(
     client: NebiusClient, api: respx.MockRouter, order: Order
 ) -> None:
-    server = serve(api, order)
-    fill(server, 30)
+    serve(api, order, events=30)
     recent = await client.recent_events("ftjob-1", limit=5, page_size=10)
     assert [e.id for e in recent] == ids(26, 30)

@@ -240,14 +240,6 @@ def test_job_request_with_local_hyperparameters_keeps_them() -> None:
     assert "method" not in body  # never sent together with hyperparameters
 
 
-def test_local_engine_ranges_equal_the_engines_own_table() -> None:
-    """The engine checks its requests with `engine.training.spec.RANGES`; the client checks
-    the same requests before uploading with LOCAL_ENGINE_RANGES: one must never drift."""
-    from engine.training.spec import RANGES as ENGINE_RANGES
-
-    assert LOCAL_ENGINE_RANGES == ENGINE_RANGES
-
-
 def test_stored_values_read_back_whatever_profile_checked_them() -> None:
     """A request kept for a restart was checked when it was made: local-engine values (a
     512-token context) and Nebius-only ones (weight decay 3) both read back."""

@@ -1,6 +1,7 @@
 """A live engine on loopback whose workers are `fake_worker.py`, and helpers to drive it."""
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from engine import app as engine_app
 from engine.model_registry import BUILTIN_MODEL_ID
 from engine.server import EmbeddedEngine
 
@@ -50,6 +52,12 @@ class Api:
     def __init__(self, base_url: str, api_key: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(base_url=base_url + "/", headers=headers, timeout=30)
+
+    def __enter__(self) -> "Api":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.http.close()
 
     def upload(self, content: str | bytes, filename: str = "train.jsonl") -> dict[str, Any]:
         data = content.encode() if isinstance(content, str) else content
@@ -95,6 +103,22 @@ def engine_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def validation_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """An uploaded file stays `uploaded` until the test sets this event (10 s at most): its
+    validation waits for it, then runs as usual."""
+    gate = threading.Event()
+    real = engine_app.validate_dataset
+
+    def held(path: Path, filename: str) -> tuple[bool, dict[str, Any], str | None]:
+        gate.wait(10)
+        return real(path, filename)
+
+    monkeypatch.setattr(engine_app, "validate_dataset", held)
+    yield gate
+    gate.set()  # no validation left waiting once the test is over
+
+
+@pytest.fixture
 def engine(engine_dir: Path) -> Iterator[EmbeddedEngine]:
     server = start_engine(engine_dir)
     yield server
@@ -103,14 +127,14 @@ def engine(engine_dir: Path) -> Iterator[EmbeddedEngine]:
 
 @pytest.fixture
 def api(engine: EmbeddedEngine) -> Iterator[Api]:
-    client = Api(engine.base_url)
-    yield client
-    client.http.close()
+    with Api(engine.base_url) as client:
+        yield client
 
 
 # Chat: a tiny random model served by the engine, and real LoRA adapters for it
 
 TINY = "tiny-llama"
+HELLO = [{"role": "user", "content": "Say hello"}]
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +142,25 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.engine.training.conftest import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("chat-models") / TINY)
+
+
+def serving(model_dir: Path) -> dict[str, Any]:
+    """The engine settings that serve the model at `model_dir` for chat, on the CPU."""
+    return {"model_dirs": [model_dir.parent], "device": "cpu"}
+
+
+@pytest.fixture
+def chat_engine(engine_dir: Path, tiny_model: Path) -> Iterator[EmbeddedEngine]:
+    """An engine that serves the tiny model for chat; its jobs still run on the fake worker."""
+    server = start_engine(engine_dir, **serving(tiny_model))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def chat_api(chat_engine: EmbeddedEngine) -> Iterator[Api]:
+    with Api(chat_engine.base_url) as client:
+        yield client
 
 
 def write_adapter(folder: Path, model_dir: Path, seed: int = 1) -> Path:

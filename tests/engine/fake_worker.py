@@ -40,6 +40,20 @@ def emit(**message: object) -> None:
     sys.stdout.flush()
 
 
+def emit_started(model: str, total_steps: int, epochs: int, resumed_from_step: int | None) -> None:
+    emit(
+        type="started",
+        device="cpu",
+        dtype="float32",
+        model=model,
+        trainable_parameters=10,
+        total_parameters=100,
+        total_steps=total_steps,
+        epochs=epochs,
+        resumed_from_step=resumed_from_step,
+    )
+
+
 def wait_forever() -> None:
     while True:
         time.sleep(POLL_S)
@@ -66,17 +80,7 @@ def main() -> int:
 
     if mode == "stubborn":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        emit(
-            type="started",
-            device="cpu",
-            dtype="float32",
-            model=spec["model"],
-            trainable_parameters=10,
-            total_parameters=100,
-            total_steps=2,
-            epochs=1,
-            resumed_from_step=None,
-        )
+        emit_started(spec["model"], total_steps=2, epochs=1, resumed_from_step=None)
         wait_forever()
     if mode == "gate":
         while not (out / "go").exists():
@@ -123,17 +127,7 @@ def main() -> int:
     if spec.get("resume_from"):
         resumed = int(Path(spec["resume_from"]).name.removeprefix("step-"))
         first_epoch = resumed // STEPS_PER_EPOCH + 1
-    emit(
-        type="started",
-        device="cpu",
-        dtype="float32",
-        model=spec["model"],
-        trainable_parameters=10,
-        total_parameters=100,
-        total_steps=total,
-        epochs=epochs,
-        resumed_from_step=resumed,
-    )
+    emit_started(spec["model"], total_steps=total, epochs=epochs, resumed_from_step=resumed)
     base = None
     if spec.get("validation_file") and resumed is None:
         base = BASE_VALID_LOSS

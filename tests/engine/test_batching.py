@@ -27,30 +27,10 @@ def sharp_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny llama with weights 25 times larger: at the usual scale its answers hardly
     depend on where its tokens sit, so a batch that got padding or positions wrong would
     still answer the same; this one's attention is sharp enough to tell."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from tests.engine.training.conftest import build_tokenizer
+    from tests.engine.training.conftest import save_tiny_model
 
     folder = tmp_path_factory.mktemp("batching-models") / SHARP
-    tokenizer = build_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-        initializer_range=0.5,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_model(folder, initializer_range=0.5)
 
 
 @pytest.fixture

@@ -13,29 +13,13 @@ from openai import OpenAI
 
 from engine.chat_api import MAX_TOKENS_CAP
 from engine.server import EmbeddedEngine
-from tests.engine.conftest import TINY, WAIT_S, Api, lora_job, start_engine, wait_for
-
-HELLO = [{"role": "user", "content": "Say hello"}]
+from tests.engine.conftest import HELLO, TINY, WAIT_S, Api, lora_job, wait_for
 
 
 @pytest.fixture
-def server(engine_dir: Path, tiny_model: Path) -> Iterator[EmbeddedEngine]:
-    engine = start_engine(engine_dir, model_dirs=[tiny_model.parent], device="cpu")
-    yield engine
-    engine.stop()
-
-
-@pytest.fixture
-def sdk(server: EmbeddedEngine) -> Iterator[OpenAI]:
-    with OpenAI(base_url=server.base_url, api_key="unused", max_retries=0) as client:
+def sdk(chat_engine: EmbeddedEngine) -> Iterator[OpenAI]:
+    with OpenAI(base_url=chat_engine.base_url, api_key="unused", max_retries=0) as client:
         yield client
-
-
-@pytest.fixture
-def http(server: EmbeddedEngine) -> Iterator[Api]:
-    client = Api(server.base_url)
-    yield client
-    client.http.close()
 
 
 def ask(sdk: OpenAI, **options: Any) -> Any:
@@ -68,7 +52,7 @@ def test_a_completion_comes_in_openai_shape_and_temperature_0_repeats_itself(
 
 
 def test_streaming_sends_the_same_answer_as_chunks_then_usage_and_done(
-    sdk: OpenAI, http: Api
+    sdk: OpenAI, chat_api: Api
 ) -> None:
     whole = ask(sdk, temperature=0, max_tokens=8)
     chunks = list(
@@ -87,7 +71,7 @@ def test_streaming_sends_the_same_answer_as_chunks_then_usage_and_done(
     assert all(c.usage is None for c in chunks[:-1])
 
     body = {"model": TINY, "messages": HELLO, "max_tokens": 3, "stream": True}
-    with http.http.stream("POST", "chat/completions", json=body) as response:
+    with chat_api.http.stream("POST", "chat/completions", json=body) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in response.iter_lines() if line]
     assert lines[-1] == "data: [DONE]"
@@ -113,12 +97,12 @@ def test_a_stop_string_ends_the_answer_before_it(sdk: OpenAI) -> None:
     assert text == sampled[: sampled.index(stop)]
 
 
-def test_an_unknown_model_is_a_404_in_the_error_shape(sdk: OpenAI, http: Api) -> None:
+def test_an_unknown_model_is_a_404_in_the_error_shape(sdk: OpenAI, chat_api: Api) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         ask(sdk, model="nobody/nothing")
     assert "nobody/nothing" in caught.value.message
     for model in ("nobody/nothing", "ft:tiny-llama:x:ftjob-missing", "tiny-llama-LoRa:x-abcd"):
-        response = http.http.post("chat/completions", json={"model": model, "messages": HELLO})
+        response = chat_api.http.post("chat/completions", json={"model": model, "messages": HELLO})
         assert response.status_code == 404, response.text
         error = response.json()["error"]
         assert set(error) == {"message", "type", "param", "code"}
@@ -146,46 +130,46 @@ def test_an_unknown_model_is_a_404_in_the_error_shape(sdk: OpenAI, http: Api) ->
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(
-    http: Api, change: dict[str, Any], param: str, words: str
+    chat_api: Api, change: dict[str, Any], param: str, words: str
 ) -> None:
     body = {"model": TINY, "messages": HELLO, **change}
-    response = http.http.post("chat/completions", json=body)
+    response = chat_api.http.post("chat/completions", json=body)
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["param"] == param
     assert f"'{param}'" in error["message"] and words in error["message"]
 
 
-def test_a_prompt_longer_than_the_context_is_a_400(http: Api) -> None:
+def test_a_prompt_longer_than_the_context_is_a_400(chat_api: Api) -> None:
     long = [{"role": "user", "content": "x" * 2000}]  # one token per byte; context 1024
-    response = http.http.post("chat/completions", json={"model": TINY, "messages": long})
+    response = chat_api.http.post("chat/completions", json={"model": TINY, "messages": long})
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "messages"
     assert "1,024" in response.json()["error"]["message"]
 
 
 def test_a_jobs_fine_tuned_model_answers_with_its_adapter_merged(
-    sdk: OpenAI, http: Api, engine_dir: Path, tiny_model: Path
+    sdk: OpenAI, chat_api: Api, engine_dir: Path, tiny_model: Path
 ) -> None:
-    job = lora_job(http, engine_dir, tiny_model)
+    job = lora_job(chat_api, engine_dir, tiny_model)
     base = ask(sdk, temperature=0, max_tokens=8).choices[0].message.content
     tuned = ask(sdk, model=job["fine_tuned_model"], temperature=0, max_tokens=8)
     assert tuned.model == job["fine_tuned_model"]
     assert tuned.choices[0].message.content != base
-    checkpoints = http.http.get(f"fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
+    checkpoints = chat_api.http.get(f"fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
     first = min(checkpoints, key=lambda c: c["step_number"])
     early = ask(sdk, model=first["fine_tuned_model_checkpoint"], temperature=0, max_tokens=8)
     assert early.choices[0].message.content not in (base, tuned.choices[0].message.content)
 
 
 def test_a_model_that_cannot_be_loaded_is_a_clear_400(
-    engine_dir: Path, tiny_model: Path, sdk: OpenAI, http: Api
+    engine_dir: Path, tiny_model: Path, sdk: OpenAI, chat_api: Api
 ) -> None:
     # The fake worker's checkpoint files are not a real adapter.
-    created = http.create_job(
-        model=TINY, training_file=http.processed()["id"], hyperparameters={"lora": True}
+    created = chat_api.create_job(
+        model=TINY, training_file=chat_api.processed()["id"], hyperparameters={"lora": True}
     ).json()
-    job = http.wait_status(created["id"], "succeeded")
+    job = chat_api.wait_status(created["id"], "succeeded")
     with pytest.raises(openai.BadRequestError) as caught:
         ask(sdk, model=job["fine_tuned_model"])
     assert "could not be loaded" in caught.value.message
@@ -193,9 +177,9 @@ def test_a_model_that_cannot_be_loaded_is_a_clear_400(
 
 
 def test_a_client_that_hangs_up_on_a_whole_answer_stops_its_generation(
-    server: EmbeddedEngine, monkeypatch: pytest.MonkeyPatch
+    chat_engine: EmbeddedEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inference = server._server.config.app.app.state.engine.inference
+    inference = chat_engine._server.config.app.app.state.engine.inference
     started: list[Any] = []
     submit = inference.submit
     monkeypatch.setattr(
@@ -206,7 +190,7 @@ def test_a_client_that_hangs_up_on_a_whole_answer_stops_its_generation(
     holding = inference.queue(gate.wait, WAIT_S)
     body = {"model": TINY, "messages": HELLO, "max_tokens": MAX_TOKENS_CAP, "temperature": 0}
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{server.base_url}/chat/completions", json=body, timeout=0.5)
+        httpx.post(f"{chat_engine.base_url}/chat/completions", json=body, timeout=0.5)
     gate.set()
 
     result = wait_for(lambda: started and started[0].done() and started[0].result(), "the end")

@@ -16,7 +16,6 @@ from client import (
     NotFoundError,
 )
 from client.hyperparameters import Hyperparameters
-from engine import app as engine_app
 from engine.server import EmbeddedEngine
 from tests.engine.conftest import CHAT_LINE, MODEL, start_engine
 
@@ -127,23 +126,15 @@ async def test_cancel_through_the_client(
 
 
 async def test_create_waits_out_a_file_that_is_not_ready_yet(
-    engine_dir: Path, dataset: Path, monkeypatch: pytest.MonkeyPatch
+    engine_dir: Path, dataset: Path, validation_gate: threading.Event
 ) -> None:
-    gate = threading.Event()
-    real = engine_app.validate_dataset
-
-    def held(path, filename):
-        gate.wait(10)
-        return real(path, filename)
-
-    monkeypatch.setattr(engine_app, "validate_dataset", held)
     refusals = 0
 
     async def sleep_and_release(_seconds: float) -> None:
         # The engine said "file not ready yet"; processing finishes while the client waits.
         nonlocal refusals
         refusals += 1
-        gate.set()
+        validation_gate.set()
         await asyncio.sleep(0.05)
 
     server = start_engine(engine_dir)
@@ -154,7 +145,7 @@ async def test_create_waits_out_a_file_that_is_not_ready_yet(
             assert job.training_file == uploaded.id
             assert refusals >= 1
     finally:
-        gate.set()
+        validation_gate.set()
         server.stop()
 
 

@@ -5,7 +5,7 @@ same greedy answers a second time; a model the engine does not have stops the ru
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,21 +21,14 @@ from client.compare import (
     run_compare,
 )
 from engine.server import EmbeddedEngine
-from tests.engine.conftest import TINY, Api, lora_job, start_engine
+from tests.engine.conftest import TINY, Api, lora_job
 
 ANSWER = '{"enhanced_prompt": "a red fox in snow", "negative_prompt": "blur", "explanation": "x"}'
 
 
 @pytest.fixture
-def server(engine_dir: Path, tiny_model: Path) -> Iterator[EmbeddedEngine]:
-    engine = start_engine(engine_dir, model_dirs=[tiny_model.parent], device="cpu")
-    yield engine
-    engine.stop()
-
-
-@pytest.fixture
-async def client(server: EmbeddedEngine) -> AsyncIterator[NebiusClient]:
-    async with NebiusClient("unused", server.base_url, max_retries=0) as nebius:
+async def client(chat_engine: EmbeddedEngine) -> AsyncIterator[NebiusClient]:
+    async with NebiusClient("unused", chat_engine.base_url, max_retries=0) as nebius:
         yield nebius
 
 
@@ -56,17 +49,14 @@ def validation_file(folder: Path) -> Path:
 
 
 async def test_compare_runs_the_base_and_the_best_checkpoint_on_the_engine(
-    server: EmbeddedEngine,
+    chat_engine: EmbeddedEngine,
     client: NebiusClient,
     engine_dir: Path,
     tiny_model: Path,
     tmp_path: Path,
 ) -> None:
-    api = Api(server.base_url)
-    try:
+    with Api(chat_engine.base_url) as api:
         job_id = lora_job(api, engine_dir, tiny_model)["id"]
-    finally:
-        api.http.close()
     job = await client.retrieve_job(job_id)
     targets = await find_targets(client, job)
     best = [c for c in await client.list_checkpoints(job_id) if c.id in targets.how]

@@ -13,7 +13,7 @@ from client.chat import messages_for
 from client.checkpoints import choose_checkpoint
 from client.deployments import inference_base
 from engine.server import EmbeddedEngine
-from tests.engine.conftest import TINY, Api, lora_job, start_engine
+from tests.engine.conftest import TINY, Api, lora_job, serving, start_engine
 
 KEY = "contract-key"
 
@@ -25,7 +25,7 @@ async def quick_sleep(_seconds: float) -> None:
 
 @pytest.fixture
 def server(engine_dir: Path, tiny_model: Path) -> Iterator[EmbeddedEngine]:
-    engine = start_engine(engine_dir, model_dirs=[tiny_model.parent], device="cpu", api_key=KEY)
+    engine = start_engine(engine_dir, **serving(tiny_model), api_key=KEY)
     yield engine
     engine.stop()
 
@@ -39,11 +39,8 @@ async def client(server: EmbeddedEngine) -> AsyncIterator[NebiusClient]:
 async def test_deploy_wait_chat_list_and_delete(
     server: EmbeddedEngine, client: NebiusClient, engine_dir: Path, tiny_model: Path
 ) -> None:
-    api = Api(server.base_url, api_key=KEY)
-    try:
+    with Api(server.base_url, api_key=KEY) as api:
         job_id = lora_job(api, engine_dir, tiny_model)["id"]
-    finally:
-        api.http.close()
     job = await client.retrieve_job(job_id)
     chosen = choose_checkpoint(await client.list_checkpoints(job_id))
 

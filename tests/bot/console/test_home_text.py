@@ -7,12 +7,7 @@ import respx
 from bot.backends import Backends
 from bot.console.home_text import home_text
 from bot.core.home import DeploymentRow, HomeView, JobRow
-from tests.bot.console import test_loop
-from tests.bot.console.test_loop import job, run
-
-# The console script tests' fixtures: Nebius mocked, the console's backends.
-backends = test_loop.backends
-nebius = test_loop.nebius
+from tests.bot.console.conftest import job, run
 
 
 def row(job_id: str, status: str, **more: object) -> JobRow:

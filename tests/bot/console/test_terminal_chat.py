@@ -8,11 +8,11 @@ import pytest
 
 from bot.blocks.jobs import job_card_message
 from bot.chat_interface import ChatError, FileTooLarge, Message, MessageRef, SharedFile
-from bot.clock import FakeClock
 from bot.console.terminal_chat import CHANNEL, ConsoleChat
 from bot.core.commands import usage
 from client import Job
 from tests.bot.console.conftest import RecordingScreen
+from tests.bot.fake_clock import FakeClock
 
 
 def job(status: str, steps: int) -> Job:

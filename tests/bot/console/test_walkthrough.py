@@ -18,6 +18,30 @@ BUILTIN = "HuggingFaceTB/SmolLM2-135M-Instruct"
 CREATE_OPTIONS = "validation=sample_validation_data.jsonl epochs=1 batch_size=4 lora=true"
 
 
+def training_script(folder: Path, samples_dir: Path, then: str) -> Path:
+    """The README walkthrough's first lines, written as a `--script` file into `folder`:
+    upload both samples, create a job on the built-in model and wait for it to end; then the
+    lines `then`."""
+    script = folder / "walkthrough.txt"
+    script.write_text(
+        f"""\
+upload {samples_dir / "sample_training_data.jsonl"}
+upload {samples_dir / "sample_validation_data.jsonl"}
+/finetune create model={BUILTIN} training=sample_training_data.jsonl {CREATE_OPTIONS}
+wait 900
+{then}"""
+    )
+    return script
+
+
+# Then the job's events, its checkpoints and its adapter.
+THEN_READ_AND_DOWNLOAD = """\
+/finetune events $JOB
+/finetune checkpoints $JOB
+/finetune download $JOB
+"""
+
+
 @pytest.mark.slow
 def test_the_readme_walkthrough_trains_the_built_in_model_from_the_console(
     samples_dir: Path,
@@ -25,18 +49,7 @@ def test_the_readme_walkthrough_trains_the_built_in_model_from_the_console(
     isolated_environment: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    script = tmp_path / "walkthrough.txt"
-    script.write_text(
-        f"""\
-upload {samples_dir / "sample_training_data.jsonl"}
-upload {samples_dir / "sample_validation_data.jsonl"} held-out examples
-/finetune create model={BUILTIN} training=sample_training_data.jsonl {CREATE_OPTIONS}
-wait 900
-/finetune events $JOB
-/finetune checkpoints $JOB
-/finetune download $JOB
-"""
-    )
+    script = training_script(tmp_path, samples_dir, THEN_READ_AND_DOWNLOAD)
     downloads = tmp_path / "downloads"
     code = main(["--script", str(script), "--no-warm-worker", "--downloads", str(downloads)])
     out = capsys.readouterr().out

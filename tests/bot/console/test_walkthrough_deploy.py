@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.console import main
-from tests.bot.console.test_walkthrough import BUILTIN, CREATE_OPTIONS
+from tests.bot.console.test_walkthrough import BUILTIN, training_script
 
 # The lines the README's walkthrough adds after the training (`max_tokens=64` keeps the
 # built-in model's answers, and this test, short on a laptop CPU).
@@ -29,15 +29,7 @@ def test_the_readme_walkthrough_deploys_tries_and_compares_the_built_in_model(
     isolated_environment: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    script = tmp_path / "walkthrough.txt"
-    script.write_text(
-        f"""\
-upload {samples_dir / "sample_training_data.jsonl"}
-upload {samples_dir / "sample_validation_data.jsonl"}
-/finetune create model={BUILTIN} training=sample_training_data.jsonl {CREATE_OPTIONS}
-wait 900
-{DEPLOY_TRY_COMPARE}"""
-    )
+    script = training_script(tmp_path, samples_dir, DEPLOY_TRY_COMPARE)
     # Each line's answers are waited for (a slow CPU may take minutes over the comparison).
     code = main(["--script", str(script), "--no-warm-worker", "--settle", "600"])
     out = capsys.readouterr().out

@@ -4,122 +4,31 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
-import httpx
 import pytest
-import respx
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.jobs import job_card_message
 from bot.chat_interface import ChatError
-from bot.clock import FakeClock
 from bot.core.watcher import Watcher
 from bot.slack.web_chat import SlackChat
-from bot.store import SQLiteStore, Store
-from client import Job, NebiusClient
-from tests.bot.conftest import NEBIUS_KEY, NEBIUS_URL, RouterTransport
-from tests.bot.fake_slack import BOT_TOKEN, FakeSlack
-
-
-@dataclass
-class FakeJobs:
-    """Nebius's view of some jobs, served through respx."""
-
-    jobs: dict[str, dict] = field(default_factory=dict)
-    events: dict[str, list[dict]] = field(default_factory=dict)  # oldest first
-    checkpoints: dict[str, list[dict]] = field(default_factory=dict)
-    failing: set[str] = field(default_factory=set)
-
-    def add(self, job_id: str, status: str = "running") -> None:
-        self.jobs[job_id] = {"id": job_id, "model": "m", "status": status, "created_at": 1}
-        self.events[job_id] = []
-
-    def emit(self, job_id: str, *messages: str) -> None:
-        for message in messages:
-            n = len(self.events[job_id]) + 1
-            self.events[job_id].append(
-                {"id": f"{job_id}-ev{n}", "created_at": 1700000000 + n, "message": message}
-            )
-
-    def route(self, router: respx.Router) -> None:
-        def job(request: httpx.Request, job_id: str) -> httpx.Response:
-            if job_id in self.failing:
-                return httpx.Response(500, json={"detail": "boom"})
-            if job_id not in self.jobs:
-                return httpx.Response(404, json={"error": {"message": "no such job"}})
-            return httpx.Response(200, json=self.jobs[job_id])
-
-        def events(request: httpx.Request, job_id: str) -> httpx.Response:
-            newest_first = list(reversed(self.events.get(job_id, [])))
-            return httpx.Response(200, json={"data": newest_first, "has_more": False})
-
-        def checkpoints(request: httpx.Request, job_id: str) -> httpx.Response:
-            return httpx.Response(200, json={"data": self.checkpoints.get(job_id, [])})
-
-        router.get(path__regex=r"fine_tuning/jobs/(?P<job_id>[\w-]+)$").mock(side_effect=job)
-        router.get(path__regex=r"fine_tuning/jobs/(?P<job_id>[\w-]+)/events$").mock(
-            side_effect=events
-        )
-        router.get(path__regex=r"fine_tuning/jobs/(?P<job_id>[\w-]+)/checkpoints$").mock(
-            side_effect=checkpoints
-        )
-
-
-@pytest.fixture
-def nebius_jobs(nebius_api: respx.Router) -> FakeJobs:
-    jobs = FakeJobs()
-    jobs.route(nebius_api)
-    return jobs
-
-
-@pytest.fixture
-async def world(
-    fake_slack: FakeSlack, clock: FakeClock, nebius_api: respx.Router, tmp_path
-) -> AsyncIterator[dict]:
-    client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url)
-    chat = SlackChat(client, bot_token=BOT_TOKEN, clock=clock)
-    nebius = NebiusClient(
-        NEBIUS_KEY,
-        NEBIUS_URL,
-        max_retries=0,
-        sleep=clock.sleep,
-        transport=RouterTransport(nebius_api),
-    )
-    path = tmp_path / "bot.sqlite3"
-    yield {"chat": chat, "nebius": nebius, "path": path}
-    await chat.aclose()
-    await nebius.aclose()
-
-
-async def start_watch(world: dict, store: Store, job_id: str, channel: str = "C1") -> str:
-    card = await world["chat"].post(
-        channel, job_card_message(Job.model_validate({"id": job_id, "status": "queued"}))
-    )
-    await store.add_watch(job_id, channel, card.ts, card.ts, "U1")
-    return card.ts
-
-
-def watcher(world: dict, store: Store, clock: FakeClock) -> Watcher:
-    return Watcher(store, world["chat"], world["nebius"], clock=clock)
-
-
-def event_replies(fake: FakeSlack, thread_ts: str) -> list[str]:
-    return [
-        m.text + json.dumps(m.blocks)
-        for m in fake.thread("C1", thread_ts)
-        if (m.metadata or {}).get("event_payload", {}).get("kind") == "events"
-    ]
+from bot.store import Store
+from tests.bot.fake_clock import FakeClock
+from tests.bot.fake_slack import FakeSlack
+from tests.bot.watching import (
+    FakeJobs,
+    event_replies,
+    followed,
+    open_store,
+    restart,
+    start_watch,
+    watcher,
+)
 
 
 async def test_a_burst_of_events_is_one_reply_in_order_and_nothing_twice(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
-    nebius_jobs.add("job-1")
-    ts = await start_watch(world, store, "job-1")
-    nebius_jobs.emit("job-1", "started", "step 1", "step 2")
+    store = open_store(world)
+    ts = await followed(world, store, nebius_jobs, "started", "step 1", "step 2")
     w = watcher(world, store, clock)
 
     await w.poll_due()
@@ -140,15 +49,12 @@ async def test_a_burst_of_events_is_one_reply_in_order_and_nothing_twice(
 async def test_a_restart_resumes_from_the_database(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
-    nebius_jobs.add("job-1")
-    ts = await start_watch(world, store, "job-1")
-    nebius_jobs.emit("job-1", "started")
+    store = open_store(world)
+    ts = await followed(world, store, nebius_jobs, "started")
     await watcher(world, store, clock).poll_due()
-    await store.close()
 
+    store = await restart(world, store)
     nebius_jobs.emit("job-1", "after the restart")
-    store = SQLiteStore(world["path"])
     clock.advance(60)
     await watcher(world, store, clock).poll_due()
 
@@ -181,6 +87,20 @@ class CrashingChat:
         return ref
 
 
+async def crash_while_polling(
+    world: dict, store: Store, clock: FakeClock, when: str, job_id: str = "job-1"
+) -> None:
+    """One poll of `job_id` during which the process dies at its first post, `when` "before"
+    Slack gets it or "after"."""
+    chat = CrashingChat(world["chat"], when)
+    with pytest.raises(Crash):
+        await Watcher(store, chat, world["nebius"], clock=clock).poll(await store.watch(job_id))
+
+
+# 150 events of about 100 characters: some 15,000 characters, five blocks' worth.
+LONG_RUN = [f"event-{n:03d} " + "x" * 80 for n in range(1, 151)]
+
+
 def event_ids_posted(fake: FakeSlack, thread_ts: str) -> list[str]:
     """Every event id the thread shows, in thread order (from the replies' text)."""
     blocks = [
@@ -194,19 +114,14 @@ def event_ids_posted(fake: FakeSlack, thread_ts: str) -> list[str]:
 async def test_a_crash_between_posting_and_recording_posts_nothing_twice(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
-    nebius_jobs.add("job-1")
-    ts = await start_watch(world, store, "job-1")
-    nebius_jobs.emit("job-1", "started", "step 1")
+    store = open_store(world)
+    ts = await followed(world, store, nebius_jobs, "started", "step 1")
 
     # The process dies right after Slack accepted the reply, before the store recorded it.
-    chat = CrashingChat(world["chat"], "after")
-    with pytest.raises(Crash):
-        await Watcher(store, chat, world["nebius"], clock=clock).poll(await store.watch("job-1"))
+    await crash_while_polling(world, store, clock, "after")
     assert len(event_replies(fake_slack, ts)) == 1
-    await store.close()
 
-    store = SQLiteStore(world["path"])
+    store = await restart(world, store)
     assert (await store.watch("job-1")).last_event_id is None  # the record was lost
     assert len(await store.pending_outbox()) == 1  # but not the intent
     nebius_jobs.emit("job-1", "step 2")
@@ -223,17 +138,12 @@ async def test_a_crash_between_posting_and_recording_posts_nothing_twice(
 async def test_a_crash_just_before_posting_loses_nothing(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
-    nebius_jobs.add("job-1")
-    ts = await start_watch(world, store, "job-1")
-    nebius_jobs.emit("job-1", "started", "step 1")
-    chat = CrashingChat(world["chat"], "before")
-    with pytest.raises(Crash):
-        await Watcher(store, chat, world["nebius"], clock=clock).poll(await store.watch("job-1"))
+    store = open_store(world)
+    ts = await followed(world, store, nebius_jobs, "started", "step 1")
+    await crash_while_polling(world, store, clock, "before")
     assert event_replies(fake_slack, ts) == []
-    await store.close()
 
-    store = SQLiteStore(world["path"])
+    store = await restart(world, store)
     clock.advance(60)
     await watcher(world, store, clock).poll_due()
 
@@ -246,25 +156,22 @@ async def test_a_crash_just_before_posting_loses_nothing(
 async def test_a_restart_reads_back_only_the_threads_with_a_post_in_flight(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
+    store = open_store(world)
     threads = {}
     for i in range(12):
-        nebius_jobs.add(f"job-{i}")
-        threads[f"job-{i}"] = await start_watch(world, store, f"job-{i}", channel=f"C{i}")
-        nebius_jobs.emit(f"job-{i}", "started")
+        threads[f"job-{i}"] = await followed(
+            world, store, nebius_jobs, "started", job_id=f"job-{i}", channel=f"C{i}"
+        )
     await watcher(world, store, clock).poll_due()
     for i in range(12):
         nebius_jobs.emit(f"job-{i}", "step 1")
     # Two posts in flight at the crash: one reached Slack, one did not.
     for job_id, when in (("job-3", "after"), ("job-7", "before")):
-        chat = CrashingChat(world["chat"], when)
         clock.advance(60)
-        with pytest.raises(Crash):
-            await Watcher(store, chat, world["nebius"], clock=clock).poll(await store.watch(job_id))
-    await store.close()
+        await crash_while_polling(world, store, clock, when, job_id)
     fake_slack.calls.clear()
 
-    store = SQLiteStore(world["path"])
+    store = await restart(world, store)
     for i in range(12):
         nebius_jobs.emit(f"job-{i}", "step 2")
     clock.advance(60)
@@ -291,11 +198,8 @@ def fake_slack_texts(fake: FakeSlack, thread_ts: str, job_id: str) -> list[str]:
 async def test_a_long_catch_up_reaches_the_thread_whole_in_order_over_several_replies(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
-    nebius_jobs.add("job-1")
-    ts = await start_watch(world, store, "job-1")
-    # 150 events of about 100 characters: some 15,000 characters, five blocks' worth.
-    nebius_jobs.emit("job-1", *(f"event-{n:03d} " + "x" * 80 for n in range(1, 151)))
+    store = open_store(world)
+    ts = await followed(world, store, nebius_jobs, *LONG_RUN)
 
     await watcher(world, store, clock).poll_due()
 
@@ -314,10 +218,8 @@ async def test_a_long_catch_up_reaches_the_thread_whole_in_order_over_several_re
 async def test_a_reply_slack_refuses_mid_burst_leaves_the_watch_at_the_last_one_posted(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
-    nebius_jobs.add("job-1")
-    ts = await start_watch(world, store, "job-1")
-    nebius_jobs.emit("job-1", *(f"event-{n:03d} " + "x" * 80 for n in range(1, 151)))
+    store = open_store(world)
+    ts = await followed(world, store, nebius_jobs, *LONG_RUN)
 
     class RefusingSecond(CrashingChat):
         async def post(self, channel, message, *, thread_ts=None):
@@ -342,10 +244,8 @@ async def test_a_reply_slack_refuses_mid_burst_leaves_the_watch_at_the_last_one_
 async def test_a_post_with_no_answer_is_read_back_before_anything_more_is_posted(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
-    nebius_jobs.add("job-1")
-    ts = await start_watch(world, store, "job-1")
-    nebius_jobs.emit("job-1", "event-001", "event-002")
+    store = open_store(world)
+    ts = await followed(world, store, nebius_jobs, "event-001", "event-002")
 
     class LostAnswer(CrashingChat):
         async def post(self, channel, message, *, thread_ts=None):
@@ -368,10 +268,8 @@ async def test_a_post_with_no_answer_is_read_back_before_anything_more_is_posted
 async def test_an_event_longer_than_a_block_is_shown_shortened_with_a_note(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
-    nebius_jobs.add("job-1")
-    ts = await start_watch(world, store, "job-1")
-    nebius_jobs.emit("job-1", "event-001 traceback " + "y" * 7000 + " END")
+    store = open_store(world)
+    ts = await followed(world, store, nebius_jobs, "event-001 traceback " + "y" * 7000 + " END")
     nebius_jobs.emit("job-1", "event-002 huge " + "z" * 30000 + " TAIL", "event-003 after")
 
     await watcher(world, store, clock).poll_due()
@@ -393,16 +291,13 @@ async def test_a_summary_in_flight_at_a_crash_is_posted_exactly_once(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
     for when, job_id in (("after", "job-a"), ("before", "job-b")):
-        store = SQLiteStore(world["path"])
+        store = open_store(world)
         nebius_jobs.add(job_id, status="failed")
         nebius_jobs.jobs[job_id]["error"] = {"message": "out of memory"}
         ts = await start_watch(world, store, job_id)
-        chat = CrashingChat(world["chat"], when)
-        with pytest.raises(Crash):
-            await Watcher(store, chat, world["nebius"], clock=clock).poll(await store.watch(job_id))
-        await store.close()
+        await crash_while_polling(world, store, clock, when, job_id)
 
-        store = SQLiteStore(world["path"])
+        store = await restart(world, store)
         clock.advance(60)
         await watcher(world, store, clock).poll_due()
         clock.advance(60)
@@ -417,7 +312,7 @@ async def test_a_summary_in_flight_at_a_crash_is_posted_exactly_once(
 async def test_the_end_posts_checkpoints_with_download_buttons_and_mentions_the_user(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
+    store = open_store(world)
     nebius_jobs.add("job-1", status="succeeded")
     nebius_jobs.jobs["job-1"]["fine_tuned_model"] = "m:ft-1"
     nebius_jobs.checkpoints["job-1"] = [
@@ -441,7 +336,7 @@ async def test_the_end_posts_checkpoints_with_download_buttons_and_mentions_the_
 async def test_a_job_that_disappears_says_so_on_its_card(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
+    store = open_store(world)
     ts = await start_watch(world, store, "job-gone")
     await watcher(world, store, clock).poll_due()
     assert "no longer exists" in fake_slack.messages[("C1", ts)].text
@@ -451,7 +346,7 @@ async def test_a_job_that_disappears_says_so_on_its_card(
 async def test_a_nebius_error_backs_off_that_job_and_the_others_carry_on(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
+    store = open_store(world)
     nebius_jobs.add("job-bad")
     nebius_jobs.add("job-ok")
     nebius_jobs.failing.add("job-bad")
@@ -471,12 +366,12 @@ async def test_a_nebius_error_backs_off_that_job_and_the_others_carry_on(
 async def test_many_jobs_in_one_channel_get_every_event_without_a_429(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
+    store = open_store(world)
     threads = {}
     for i in range(20):
-        nebius_jobs.add(f"job-{i}")
-        threads[f"job-{i}"] = await start_watch(world, store, f"job-{i}")
-        nebius_jobs.emit(f"job-{i}", "started", "step 1")
+        threads[f"job-{i}"] = await followed(
+            world, store, nebius_jobs, "started", "step 1", job_id=f"job-{i}"
+        )
     clock.advance(5)
 
     await watcher(world, store, clock).poll_due()
@@ -490,9 +385,8 @@ async def test_many_jobs_in_one_channel_get_every_event_without_a_429(
 async def test_a_progress_change_updates_the_card_at_most_every_interval(
     world: dict, fake_slack: FakeSlack, clock: FakeClock, nebius_jobs: FakeJobs
 ) -> None:
-    store = SQLiteStore(world["path"])
-    nebius_jobs.add("job-1")
-    ts = await start_watch(world, store, "job-1")
+    store = open_store(world)
+    ts = await followed(world, store, nebius_jobs)
     w = watcher(world, store, clock)
     card = fake_slack.messages[("C1", ts)]
 
@@ -513,7 +407,7 @@ async def test_the_running_watcher_picks_up_a_new_watch_and_follows_it_to_the_en
 ) -> None:
     import asyncio
 
-    store = SQLiteStore(world["path"])
+    store = open_store(world)
     w = watcher(world, store, clock)
     task = asyncio.create_task(w.run())
     try:

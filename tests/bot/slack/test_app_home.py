@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -13,12 +12,10 @@ import respx
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.ids import Actions
-from bot.blocks.jobs import job_card_message
 from bot.chat_interface import ChatError
-from bot.clock import FakeClock
 from bot.slack.web_chat import SlackChat
-from client import Job
 from tests.bot.conftest import HarnessFactory
+from tests.bot.fake_clock import FakeClock
 from tests.bot.fake_slack import BOT_TOKEN, FakeSlack
 from tests.bot.harness import SlackHarness
 
@@ -64,15 +61,6 @@ def deployments(nebius_api: respx.Router) -> list[dict[str, Any]]:
     return listed
 
 
-async def watched(harness: SlackHarness, job_id: str, user: str = "U1") -> str:
-    """A job card in C1 and its watch, as a start leaves them; returns the card's ts."""
-    card = await harness.slack.chat.post(
-        "C1", job_card_message(Job.model_validate({"id": job_id, "status": "queued"}))
-    )
-    await harness.bot.store.add_watch(job_id, "C1", card.ts, card.ts, user)
-    return card.ts
-
-
 async def open_home(
     harness: SlackHarness, user: str = "U1", *, tab: str = "home", event_id: str = "EvHome1"
 ) -> httpx.Response:
@@ -98,8 +86,8 @@ async def test_opening_the_home_tab_publishes_the_person_s_jobs(
 ) -> None:
     jobs["ftjob-mine"] = job("ftjob-mine")
     jobs["ftjob-theirs"] = job("ftjob-theirs")
-    await watched(harness, "ftjob-mine")
-    await watched(harness, "ftjob-theirs", user="U2")
+    await harness.follow_job("ftjob-mine")
+    await harness.follow_job("ftjob-theirs", user="U2")
 
     response = await open_home(harness)
 
@@ -131,7 +119,7 @@ async def test_a_change_of_state_of_the_person_s_job_refreshes_the_tab(
     harness: SlackHarness, fake_slack: FakeSlack, jobs: dict, clock: FakeClock
 ) -> None:
     jobs["ftjob-1"] = job("ftjob-1", "queued")
-    await watched(harness, "ftjob-1")
+    await harness.follow_job("ftjob-1")
     await open_home(harness)
     watcher = harness.bot.watcher
     await watcher.poll_due()  # queued: the watcher's first look
@@ -160,29 +148,11 @@ async def test_a_change_of_state_of_the_person_s_job_refreshes_the_tab(
     assert len(fake_slack.home_views["U1"]) == before + 1
 
 
-async def click_in_home(
-    harness: SlackHarness, action_id: str, value: str, user: str = "U1"
-) -> httpx.Response:
-    """A block_actions payload from a Home tab button: a view container, no channel."""
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T1"},
-        "user": {"id": user},
-        "api_app_id": "A1",
-        "trigger_id": "T-trigger-home",
-        "container": {"type": "view", "view_id": "VHOME"},
-        "view": {"id": "VHOME", "type": "home", "blocks": []},
-        "actions": [{"type": "button", "action_id": action_id, "value": value, "block_id": "h"}],
-    }
-    body = urlencode({"payload": json.dumps(payload)})
-    return await harness.post(body, "application/x-www-form-urlencoded")
-
-
 async def test_cancel_in_the_home_tab_cancels_like_the_card_and_refreshes_the_tab(
     harness: SlackHarness, fake_slack: FakeSlack, jobs: dict, nebius_api: respx.Router
 ) -> None:
     jobs["ftjob-1"] = job("ftjob-1")
-    ts = await watched(harness, "ftjob-1")
+    ts = await harness.follow_job("ftjob-1")
     await open_home(harness)
     home_button = [
         e
@@ -199,7 +169,7 @@ async def test_cancel_in_the_home_tab_cancels_like_the_card_and_refreshes_the_ta
         return httpx.Response(200, json=jobs["ftjob-1"])
 
     route = nebius_api.post("fine_tuning/jobs/ftjob-1/cancel").mock(side_effect=cancel)
-    response = await click_in_home(harness, Actions.HOME_CANCEL_JOB, "ftjob-1")
+    response = await harness.click_in_home(Actions.HOME_CANCEL_JOB, "ftjob-1")
 
     assert response.status_code == 200 and route.called
     # Answered where the job lives, and its card shows it.
@@ -215,10 +185,10 @@ async def test_cancel_in_the_home_tab_keeps_the_allowlists(
 ) -> None:
     harness = harness_factory(allowed_channels=frozenset({"CJOBS"}))
     jobs["ftjob-1"] = job("ftjob-1")
-    await watched(harness, "ftjob-1")  # in C1, not an allowed channel
+    await harness.follow_job("ftjob-1")  # in C1, not an allowed channel
     route = nebius_api.post("fine_tuning/jobs/ftjob-1/cancel").respond(json=jobs["ftjob-1"])
 
-    await click_in_home(harness, Actions.HOME_CANCEL_JOB, "ftjob-1")
+    await harness.click_in_home(Actions.HOME_CANCEL_JOB, "ftjob-1")
 
     assert not route.called
     (refusal,) = fake_slack.ephemerals_for("U1")
@@ -228,7 +198,7 @@ async def test_cancel_in_the_home_tab_keeps_the_allowlists(
 async def test_the_thread_link_click_is_acknowledged_and_does_nothing_else(
     harness: SlackHarness, fake_slack: FakeSlack
 ) -> None:
-    response = await click_in_home(harness, Actions.HOME_OPEN_THREAD, "ftjob-1")
+    response = await harness.click_in_home(Actions.HOME_OPEN_THREAD, "ftjob-1")
     assert response.status_code == 200
     assert fake_slack.ephemerals == [] and fake_slack.calls_to("views.publish") == []
 
@@ -285,7 +255,7 @@ async def test_a_person_with_many_jobs_gets_a_view_slack_takes(
 ) -> None:
     for n in range(70):
         jobs[f"ftjob-{n}"] = job(f"ftjob-{n}", error={"message": "e" * 4000})
-        await harness.bot.store.add_watch(f"ftjob-{n}", "C1", f"17.{n}", None, "U1")
+        await harness.bot.store.add_watch(f"ftjob-{n}", "C1", f"17.{n}", "U1")
         deployments.append(
             {"name": f"llama-LoRa:m{n}-AB12", "status": "active", "source": f"ftjob-{n}:c"}
         )

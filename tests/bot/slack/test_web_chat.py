@@ -9,8 +9,8 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.chat_interface import ChatError, Message
-from bot.clock import FakeClock
 from bot.slack.web_chat import SlackChat
+from tests.bot.fake_clock import FakeClock
 from tests.bot.fake_slack import BOT_TOKEN, FakeSlack
 
 

@@ -4,11 +4,8 @@ across a restart."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
-from bot.store import SQLiteStore
-from bot.store.sqlite import MIGRATIONS
+from bot.store import Store
+from tests.bot.fake_clock import FakeClock
 from tests.bot.store.conftest import OpenStore
 
 PLAN = {"model": "m", "training": "F1", "hyperparameters": {"n_epochs": 2}, "wandb": None}
@@ -25,8 +22,7 @@ async def test_a_jobs_plan_is_kept_across_a_restart(open_store: OpenStore) -> No
     assert plan.plan == PLAN
 
 
-async def test_the_first_record_of_a_job_stands(open_store: OpenStore) -> None:
-    store = await open_store()
+async def test_the_first_record_of_a_job_stands(store: Store) -> None:
     await store.remember_job("ftjob-1", channel="C1", user_id="U1", plan=PLAN)
     await store.remember_job("ftjob-1", channel="C2", user_id="U2", plan={"model": "other"})
     plan = await store.job_plan("ftjob-1")
@@ -34,13 +30,10 @@ async def test_the_first_record_of_a_job_stands(open_store: OpenStore) -> None:
     assert await store.job_plan("ftjob-unknown") is None
 
 
-async def test_retries_are_linked_both_ways(open_store: OpenStore) -> None:
-    store = await open_store()
-    now = [1000.0]
-    store.now = lambda: now[0]
+async def test_retries_are_linked_both_ways(store: Store, clock: FakeClock) -> None:
     await store.remember_job("ftjob-1", channel="C1", user_id="U1", plan=PLAN)
     await store.remember_job("ftjob-2", channel="C1", user_id="U1", plan=PLAN, retry_of="ftjob-1")
-    now[0] += 5
+    clock.advance(5)
     await store.remember_job("ftjob-3", channel="C1", user_id="U2", plan=PLAN, retry_of="ftjob-1")
 
     assert await store.retries_of("ftjob-1") == ["ftjob-2", "ftjob-3"]
@@ -67,7 +60,7 @@ async def test_a_post_of_a_kind_counts_only_once_it_reached_the_thread(
     open_store: OpenStore,
 ) -> None:
     store = await open_store()
-    await store.add_watch("ftjob-1", "C1", "1.1", "1.1", "U1")
+    await store.add_watch("ftjob-1", "C1", "1.1", "U1")
     entry = await store.outbox_intent("ftjob-1", "chart", "C1", "1.1")
     assert await store.outbox_posted("ftjob-1", "chart") is False  # pending only
     await store.outbox_done(entry, None)
@@ -80,27 +73,3 @@ async def test_a_post_of_a_kind_counts_only_once_it_reached_the_thread(
     # A chart is not a summary: the watch goes on.
     watch = await store.watch("ftjob-1")
     assert watch is not None and not watch.done
-
-
-async def test_a_version_2_database_is_migrated_with_its_data(tmp_path: Path) -> None:
-    path = tmp_path / "bot.sqlite3"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for version in MIGRATIONS[:2]:
-        for step in version:
-            if isinstance(step, str):
-                db.execute(step)
-    db.execute("INSERT INTO schema_version(version) VALUES (2)")
-    db.execute(
-        "INSERT INTO watches(job_id, channel, thread_ts, done, created_at, updated_at) "
-        "VALUES ('ftjob-1', 'C1', '1.1', 0, 1, 1)"
-    )
-    db.close()
-
-    store = SQLiteStore(path)
-    assert store.found_version == 2
-    assert await store.schema_in_database() == len(MIGRATIONS)
-    assert (await store.watch("ftjob-1")) is not None
-    await store.remember_job("ftjob-1", channel="C1", user_id="U1", plan=PLAN)
-    assert (await store.job_plan("ftjob-1")) is not None
-    await store.close()

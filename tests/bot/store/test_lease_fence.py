@@ -7,20 +7,13 @@ from __future__ import annotations
 import asyncio
 
 from bot.chat_interface import Message, MessageRef
-from bot.clock import FakeClock
 from bot.core.watcher import Watcher
 from bot.slack.web_chat import SlackChat
-from tests.bot.core.test_watcher import (  # noqa: F401 (fixtures)
-    FakeJobs,
-    event_replies,
-    nebius_jobs,
-    start_watch,
-    world,
-)
+from bot.store import Store
+from tests.bot.fake_clock import FakeClock
 from tests.bot.fake_slack import BOT_TOKEN, FakeSlack
-from tests.bot.store.conftest import OpenStore
-
-LEASE_S = 30.0
+from tests.bot.store.conftest import LEASE_S, OpenStore, TwoProcesses, WatchJob, lapse
+from tests.bot.watching import FakeJobs, event_replies
 
 
 class HeldClock:
@@ -67,17 +60,13 @@ class SlowAnswer:
 
 
 async def test_a_stalled_process_drops_a_post_that_waited_past_its_lease(
-    open_shared_store: OpenStore,
-    world: dict,  # noqa: F811
+    two_processes: TwoProcesses,
+    world: dict,
     fake_slack: FakeSlack,
     clock: FakeClock,
-    nebius_jobs: FakeJobs,  # noqa: F811
+    nebius_jobs: FakeJobs,
 ) -> None:
-    stalled = await open_shared_store(now=clock.time, lease_s=LEASE_S)
-    other = await open_shared_store(now=clock.time, lease_s=LEASE_S)
-    nebius_jobs.add("job-1")
-    ts = await start_watch(world, stalled, "job-1")
-    nebius_jobs.emit("job-1", "started", "step 1")
+    stalled, other, ts = two_processes
     # Its events reply comes right after the card in that channel: Slack answers 429, and
     # the chat waits the Retry-After out, for as long as the test holds its clock.
     held = HeldClock(clock)
@@ -90,7 +79,7 @@ async def test_a_stalled_process_drops_a_post_that_waited_past_its_lease(
     assert event_replies(fake_slack, ts) == []
     # Nothing renews the stalled process's lease meanwhile; the other takes the watch over
     # once the lease and the grace after it have passed, and posts the events.
-    clock.advance(LEASE_S + other.takeover_grace_s + 1)
+    lapse(clock, other)
     await second.poll_due()
     assert second.polls == 1
     assert (await other.watch("job-1")).owner == other.session
@@ -112,16 +101,9 @@ async def test_a_stalled_process_drops_a_post_that_waited_past_its_lease(
 
 
 async def test_a_stalled_process_on_its_own_posts_the_dropped_events_once_renewed(
-    open_store: OpenStore,
-    world: dict,  # noqa: F811
-    fake_slack: FakeSlack,
-    clock: FakeClock,
-    nebius_jobs: FakeJobs,  # noqa: F811
+    store: Store, watch_job: WatchJob, world: dict, fake_slack: FakeSlack, clock: FakeClock
 ) -> None:
-    store = await open_store(now=clock.time, lease_s=LEASE_S)
-    nebius_jobs.add("job-1")
-    ts = await start_watch(world, store, "job-1")
-    nebius_jobs.emit("job-1", "started")
+    ts = await watch_job(store, "started")
     held = HeldClock(clock)
     chat = SlackChat(world["chat"].client, bot_token=BOT_TOKEN, clock=held)
     w = Watcher(store, chat, world["nebius"], clock=clock)
@@ -142,17 +124,14 @@ async def test_a_stalled_process_on_its_own_posts_the_dropped_events_once_renewe
 
 
 async def test_a_takeover_with_a_post_of_the_old_holder_pending_posts_nothing_twice(
+    two_processes: TwoProcesses,
     open_shared_store: OpenStore,
-    world: dict,  # noqa: F811
+    world: dict,
     fake_slack: FakeSlack,
     clock: FakeClock,
-    nebius_jobs: FakeJobs,  # noqa: F811
+    nebius_jobs: FakeJobs,
 ) -> None:
-    old = await open_shared_store(now=clock.time, lease_s=LEASE_S)
-    new = await open_shared_store(now=clock.time, lease_s=LEASE_S)
-    nebius_jobs.add("job-1")
-    ts = await start_watch(world, old, "job-1")
-    nebius_jobs.emit("job-1", "started", "step 1")
+    old, new, ts = two_processes
     slow = SlowAnswer(world["chat"])
     first = Watcher(old, slow, world["nebius"], clock=clock)
     second = Watcher(new, world["chat"], world["nebius"], clock=clock)
@@ -161,7 +140,7 @@ async def test_a_takeover_with_a_post_of_the_old_holder_pending_posts_nothing_tw
     clock.advance(1)  # Slack's pacing after the card
     polling = asyncio.create_task(first.poll_due())
     await asyncio.wait_for(slow.sent.wait(), 10)
-    clock.advance(LEASE_S + new.takeover_grace_s + 1)
+    lapse(clock, new)
     nebius_jobs.emit("job-1", "step 2")
     await second.poll_due()
     # The new holder read the thread back for the pending post, found it, and went on.
@@ -176,8 +155,8 @@ async def test_a_takeover_with_a_post_of_the_old_holder_pending_posts_nothing_tw
     # a third process, after the new holder dies) resumes after step 2, not before.
     assert (await new.watch("job-1")).last_event_id == "job-1-ev3"
     await new.disconnect()
-    third = await open_shared_store(now=clock.time, lease_s=LEASE_S)
-    clock.advance(LEASE_S + third.takeover_grace_s + 1)
+    third = await open_shared_store()
+    lapse(clock, third)
     last = Watcher(third, world["chat"], world["nebius"], clock=clock)
     await last.poll_due()
     assert last.polls == 1

@@ -8,24 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import LeaseLost, SQLiteStore, Store, StoreError
-from tests.bot.store.conftest import OpenStore
+from bot.store import LeaseLost, SQLiteStore, Store
+from tests.bot.fake_clock import FakeClock
+from tests.bot.store.conftest import LEASE_S, OpenStore, lapse
 
-LEASE_S = 30.0
 PLAN = {"model": "m", "training": "F1", "training_name": "train.jsonl", "wandb": None}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -35,45 +22,42 @@ def shared(open_shared_store: OpenStore) -> OpenStore:
 
 async def add_watches(store: Store, n: int) -> None:
     for i in range(n):
-        await store.add_watch(f"job-{i}", "C1", f"{i}.1", f"{i}.1", "U1")
+        await store.add_watch(f"job-{i}", "C1", f"{i}.1", "U1")
 
 
-async def test_a_watch_is_held_by_the_process_that_added_it(
-    open_store: OpenStore, clock: Clock
-) -> None:
-    store = await open_store(now=clock, lease_s=LEASE_S)
+async def test_a_watch_is_held_by_the_process_that_added_it(store: Store) -> None:
     await add_watches(store, 2)
     assert [w.job_id for w in await store.held_watches()] == ["job-0", "job-1"]
     assert await store.claim_watches() == []  # nothing free: it holds them already
 
 
 async def test_a_restart_on_sqlite_resumes_its_watches_at_once(
-    tmp_path: Path, clock: Clock
+    tmp_path: Path, clock: FakeClock
 ) -> None:
     # One process per file: the new one need not wait for the killed one's lease.
-    earlier = SQLiteStore(tmp_path / "bot.sqlite3", now=clock, lease_s=LEASE_S)
+    earlier = SQLiteStore(tmp_path / "bot.sqlite3", clock=clock, lease_s=LEASE_S)
     await add_watches(earlier, 2)
     await earlier.disconnect()  # killed
-    later = SQLiteStore(tmp_path / "bot.sqlite3", now=clock, lease_s=LEASE_S)
+    later = SQLiteStore(tmp_path / "bot.sqlite3", clock=clock, lease_s=LEASE_S)
     assert [w.job_id for w in await later.claim_watches()] == ["job-0", "job-1"]
 
 
 async def test_a_killed_process_loses_its_watches_a_grace_after_its_lease_lapses(
-    shared: OpenStore, clock: Clock
+    shared: OpenStore, clock: FakeClock
 ) -> None:
-    killed = await shared(now=clock, lease_s=LEASE_S)
+    killed = await shared()
     await add_watches(killed, 4)
-    b = await shared(now=clock, lease_s=LEASE_S)
-    c = await shared(now=clock, lease_s=LEASE_S)
+    b = await shared()
+    c = await shared()
     await killed.disconnect()
     assert await b.claim_watches() == []  # its lease still runs
-    clock.t += LEASE_S / 2
+    clock.advance(LEASE_S / 2)
     assert await b.renew_session() and await c.renew_session()
-    clock.t += LEASE_S / 2 + 1  # past the killed one's lease, within the grace after it
+    clock.advance(LEASE_S / 2 + 1)  # past the killed one's lease, within the grace after it
     # A post it sent just before it died may still be on its way to Slack: nobody takes its
     # watches (and reads their threads back) yet.
     assert await b.claim_watches() == [] and await c.claim_watches() == []
-    clock.t += b.takeover_grace_s  # past the grace, within the others' leases
+    clock.advance(b.takeover_grace_s)  # past the grace, within the others' leases
 
     taken_b, taken_c = await asyncio.gather(b.claim_watches(), c.claim_watches())
     # Each takes its fair share (4 watches, 2 live processes), none taken twice.
@@ -85,12 +69,12 @@ async def test_a_killed_process_loses_its_watches_a_grace_after_its_lease_lapses
 
 
 async def test_a_process_past_its_lease_cannot_post_for_a_watch_taken_over(
-    shared: OpenStore, clock: Clock
+    shared: OpenStore, clock: FakeClock
 ) -> None:
-    stalled = await shared(now=clock, lease_s=LEASE_S)
+    stalled = await shared()
     await add_watches(stalled, 1)
-    other = await shared(now=clock, lease_s=LEASE_S)
-    clock.t += LEASE_S + other.takeover_grace_s + 1
+    other = await shared()
+    lapse(clock, other)
     await other.renew_session()
     (taken,) = await other.claim_watches()
 
@@ -104,40 +88,42 @@ async def test_a_process_past_its_lease_cannot_post_for_a_watch_taken_over(
 
 
 async def test_a_process_may_post_only_while_its_last_renewal_is_fresh(
-    open_store: OpenStore, clock: Clock
+    open_store: OpenStore, clock: FakeClock
 ) -> None:
-    store = await open_store(now=clock, lease_s=LEASE_S)
+    store = await open_store()
     assert store.renew_every_s == LEASE_S / 3
     assert store.lease_fresh()  # begun just now
-    clock.t += LEASE_S - store.renew_every_s - 1
+    clock.advance(LEASE_S - store.renew_every_s - 1)
     assert store.lease_fresh()
-    clock.t += 1  # renewals stalled: a renewal interval before the lease ends, it may not
+    clock.advance(1)  # renewals stalled: a renewal interval before the lease ends, it may not
     assert not store.lease_fresh()
     assert await store.renew_session() is True
     assert store.lease_fresh() and store.lease_epoch == 0
-    clock.t += LEASE_S + 1  # lapsed: posts recorded before the lapse are from an old epoch
+    clock.advance(LEASE_S + 1)  # lapsed: posts recorded before the lapse are from an old epoch
     assert await store.renew_session() is False
     assert store.lease_fresh() and store.lease_epoch == 1
 
 
-async def test_a_renewal_needs_no_connection_from_the_pool(shared: OpenStore, clock: Clock) -> None:
+async def test_a_renewal_needs_no_connection_from_the_pool(
+    shared: OpenStore, clock: FakeClock
+) -> None:
     # Polls may hold every pooled connection for a while (a busy process): the renewal has a
     # connection of its own, so it neither waits for them nor times out.
-    store = await shared(now=clock, lease_s=LEASE_S, pool_max=1)
-    clock.t += store.renew_every_s
+    store = await shared(pool_max=1)
+    clock.advance(store.renew_every_s)
     async with store._conn():  # the pool's only connection, busy
         assert await store.renew_session() is True
     assert await store.live_sessions() == 1
 
 
 async def test_the_answer_to_a_post_sent_before_a_takeover_does_not_set_the_watch_back(
-    shared: OpenStore, clock: Clock
+    shared: OpenStore, clock: FakeClock
 ) -> None:
-    old = await shared(now=clock, lease_s=LEASE_S)
+    old = await shared()
     await add_watches(old, 1)
     late = await old.outbox_intent("job-0", "events", "C1", "0.1", last_event_id="e2")
-    new = await shared(now=clock, lease_s=LEASE_S)
-    clock.t += LEASE_S + new.takeover_grace_s + 1
+    new = await shared()
+    lapse(clock, new)
     await new.renew_session()
     assert len(await new.claim_watches()) == 1
     # The new holder found the post in the thread, and posted more after it.
@@ -148,26 +134,24 @@ async def test_the_answer_to_a_post_sent_before_a_takeover_does_not_set_the_watc
     assert (await new.watch("job-0")).last_event_id == "e5"
 
 
-async def test_a_closed_process_hands_its_watches_back_at_once(
-    shared: OpenStore, clock: Clock
-) -> None:
-    leaving = await shared(now=clock, lease_s=LEASE_S)
+async def test_a_closed_process_hands_its_watches_back_at_once(shared: OpenStore) -> None:
+    leaving = await shared()
     await add_watches(leaving, 2)
-    staying = await shared(now=clock, lease_s=LEASE_S)
+    staying = await shared()
     await leaving.close()  # a rolling restart: no waiting for the lease
     assert len(await staying.claim_watches()) == 2
 
 
 async def test_starts_of_a_live_process_are_its_own_and_of_a_dead_one_taken_once(
-    shared: OpenStore, clock: Clock
+    shared: OpenStore, clock: FakeClock
 ) -> None:
-    first = await shared(now=clock, lease_s=LEASE_S)
+    first = await shared()
     await first.begin_start("command:t1", "fp-1", channel="C1", user_id="U1", plan=PLAN)
-    b = await shared(now=clock, lease_s=LEASE_S)
-    c = await shared(now=clock, lease_s=LEASE_S)
+    b = await shared()
+    c = await shared()
     assert await b.unfinished_starts() == []  # first is alive and still starting it
     await first.disconnect()
-    clock.t += LEASE_S + b.takeover_grace_s + 1
+    lapse(clock, b)
     await b.renew_session()
     await c.renew_session()
 
@@ -204,15 +188,3 @@ async def test_a_content_uploaded_twice_keeps_the_first_file_id(open_store: Open
     assert await store.remember_nebius_file("sha", "file-1", "a.jsonl", 10) == "file-1"
     assert await store.remember_nebius_file("sha", "file-2", "a.jsonl", 10) == "file-1"
     assert await store.nebius_file("sha") == "file-1"
-
-
-async def test_the_schema_has_a_version_and_a_newer_one_is_refused(
-    open_store: OpenStore,
-) -> None:
-    store = await open_store()
-    assert await store.schema_in_database() == store.schema_version == 4
-    async with store._conn() as conn:
-        await conn.run("UPDATE schema_version SET version = 99")
-    await store.close()
-    with pytest.raises(StoreError, match="schema is version 99, newer than this bot's"):
-        await open_store()

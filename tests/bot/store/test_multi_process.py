@@ -271,7 +271,7 @@ async def test_three_processes_one_killed_mid_events_every_event_reaches_its_thr
         for i in range(JOBS):
             job_id, channel, ts = f"job-{i}", f"C{i}", f"1690000000.{i:06d}"
             slack.messages[(channel, ts)] = PostedMessage(channel, ts, "card", [], None, None)
-            await store.add_watch(job_id, channel, ts, ts, "U1")
+            await store.add_watch(job_id, channel, ts, "U1")
             threads[job_id] = (channel, ts)
         nebius.started = time.monotonic()
         await store.close()  # hands the watches to the processes

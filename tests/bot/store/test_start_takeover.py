@@ -8,14 +8,12 @@ import asyncio
 
 from bot.blocks.ids import Actions
 from bot.chat_interface import Message
-from bot.clock import FakeClock
 from bot.config import BotSettings
 from bot.core.bot import Bot
-from tests.bot.core.test_watcher import world  # noqa: F401 (fixture)
+from tests.bot.fake_clock import FakeClock
 from tests.bot.fake_slack import FakeSlack, PostedMessage
-from tests.bot.store.conftest import OpenStore
+from tests.bot.store.conftest import LEASE_S, OpenStore
 
-LEASE_S = 30.0
 PLAN = {
     "model": "meta-llama/Llama-3.1-8B-Instruct",
     "training": "F1",
@@ -36,13 +34,13 @@ def start_again_buttons(message: PostedMessage) -> list[dict]:
 
 async def test_a_start_left_by_a_dead_process_is_resolved_by_a_running_one_within_a_lease(
     open_shared_store: OpenStore,
-    world: dict,  # noqa: F811
+    world: dict,
     settings: BotSettings,
     fake_slack: FakeSlack,
     clock: FakeClock,
 ) -> None:
-    dying = await open_shared_store(now=clock.time, lease_s=LEASE_S)
-    running = await open_shared_store(now=clock.time, lease_s=LEASE_S)
+    dying = await open_shared_store()
+    running = await open_shared_store()
     # What the dying process had recorded and said when it was killed: uploading the data.
     request = await world["chat"].post("C1", Message("Starting a fine-tuning job…"))
     await dying.begin_start("req-1", "fp-1", channel="C1", user_id="U1", plan=PLAN)

@@ -3,9 +3,12 @@ in PostgreSQL alike."""
 
 from pathlib import Path
 
-from bot.clock import FakeClock
-from bot.store import PRUNE_EVERY, RETENTION_S, SQLiteStore
+from bot.store import PRUNE_EVERY, RETENTION_S, SQLiteStore, Store
+from tests.bot.fake_clock import FakeClock
 from tests.bot.store.conftest import OpenStore
+
+# A job request by content, remembered for ten minutes.
+CLAIM = {"user_id": "U1", "channel": "C1", "window_s": 600}
 
 
 async def test_a_sqlite_database_uses_wal(tmp_path: Path) -> None:
@@ -53,8 +56,8 @@ async def test_a_failed_request_may_be_tried_again(open_store: OpenStore) -> Non
 
 async def test_unfinished_watches_survive_a_restart(open_store: OpenStore) -> None:
     store = await open_store()
-    await store.add_watch("job-1", "C1", "1.1", "1.2", "U1")
-    await store.add_watch("job-2", "C1", "2.1", None, "U2")
+    await store.add_watch("job-1", "C1", "1.1", "U1")
+    await store.add_watch("job-2", "C1", "2.1", "U2")
     await store.update_watch("job-1", last_event_id="ev-5", status="running")
     await store.update_watch("job-2", done=True)
     await store.close()
@@ -62,7 +65,7 @@ async def test_unfinished_watches_survive_a_restart(open_store: OpenStore) -> No
     (watch,) = await (await open_store()).active_watches()
     assert watch.job_id == "job-1"
     assert watch.last_event_id == "ev-5" and watch.status == "running"
-    assert watch.card_ts == "1.2" and watch.user_id == "U1"
+    assert watch.thread_ts == "1.1" and watch.user_id == "U1"
 
 
 async def test_uploads_are_claimed_once_and_listed_valid_first(open_store: OpenStore) -> None:
@@ -81,44 +84,37 @@ async def test_uploads_are_claimed_once_and_listed_valid_first(open_store: OpenS
 
 
 async def test_a_job_request_by_content_is_remembered_across_a_restart(
-    open_store: OpenStore,
+    open_store: OpenStore, clock: FakeClock
 ) -> None:
-    clock = FakeClock(start=1_700_000_000.0)
-    store = await open_store(now=clock.monotonic)
-    claim = {"user_id": "U1", "channel": "C1", "window_s": 600}
-    assert await store.claim_content("fp", "req-1", **claim) is None
+    store = await open_store()
+    assert await store.claim_content("fp", "req-1", **CLAIM) is None
     await store.content_thread("fp", "req-1", "C1", "1.5")
     await store.finish_content("fp", "req-1", "ftjob-1")
     await store.close()
 
-    store = await open_store(now=clock.monotonic)
-    earlier = await store.claim_content("fp", "req-2", **claim)
+    store = await open_store()
+    earlier = await store.claim_content("fp", "req-2", **CLAIM)
     assert earlier is not None
     assert (earlier.job_id, earlier.channel, earlier.thread_ts) == ("ftjob-1", "C1", "1.5")
     # Once the window has passed, the same content is a new request.
     clock.advance(601)
-    assert await store.claim_content("fp", "req-3", **claim) is None
+    assert await store.claim_content("fp", "req-3", **CLAIM) is None
 
 
 async def test_a_request_still_being_started_blocks_its_duplicate_past_the_window(
-    open_store: OpenStore,
+    store: Store, clock: FakeClock
 ) -> None:
-    clock = FakeClock(start=1_700_000_000.0)
-    store = await open_store(now=clock.monotonic)
-    claim = {"user_id": "U1", "channel": "C1", "window_s": 600}
-    await store.claim_content("fp", "req-1", **claim)
+    await store.claim_content("fp", "req-1", **CLAIM)
     clock.advance(3600)
-    assert (await store.claim_content("fp", "req-2", busy=True, **claim)).request_key == "req-1"
+    assert (await store.claim_content("fp", "req-2", busy=True, **CLAIM)).request_key == "req-1"
     # A failed start lets the same content go again at once.
     await store.release_content("fp", "req-1")
-    assert await store.claim_content("fp", "req-2", **claim) is None
+    assert await store.claim_content("fp", "req-2", **CLAIM) is None
 
 
 async def test_old_event_ids_and_request_keys_are_pruned_after_the_retention(
-    open_store: OpenStore,
+    store: Store, clock: FakeClock
 ) -> None:
-    clock = FakeClock(start=1_700_000_000.0)
-    store = await open_store(now=clock.monotonic)
     await store.claim_event("Ev-old")
     await store.claim_request("req-old")
     await store.claim_content("fp-old", "req-old", user_id="U1", channel="C1", window_s=600)
@@ -132,14 +128,15 @@ async def test_old_event_ids_and_request_keys_are_pruned_after_the_retention(
     assert await store.claim_request("req-old") is True
 
 
-async def test_pruning_runs_at_start_and_every_so_many_claims(open_store: OpenStore) -> None:
-    clock = FakeClock(start=1_700_000_000.0)
-    store = await open_store(now=clock.monotonic)
+async def test_pruning_runs_at_start_and_every_so_many_claims(
+    open_store: OpenStore, clock: FakeClock
+) -> None:
+    store = await open_store()
     await store.claim_event("Ev-old")
     await store.close()
     clock.advance(RETENTION_S + 1)
 
-    store = await open_store(now=clock.monotonic)  # a restart prunes
+    store = await open_store()  # a restart prunes
     assert await store.claim_event("Ev-old") is True
     clock.advance(RETENTION_S + 1)
     for n in range(PRUNE_EVERY - 1):  # the PRUNE_EVERY-th claim since start prunes
@@ -147,40 +144,12 @@ async def test_pruning_runs_at_start_and_every_so_many_claims(open_store: OpenSt
     assert await store.claim_event("Ev-old") is True
 
 
-async def test_a_sqlite_database_from_before_the_report_columns_gains_them(
-    tmp_path: Path,
-) -> None:
-    import sqlite3
-
-    path = tmp_path / "state" / "bot.sqlite3"
-    path.parent.mkdir(parents=True)
-    old = sqlite3.connect(path)
-    old.execute(
-        "CREATE TABLE uploads (slack_file_id TEXT PRIMARY KEY, channel TEXT NOT NULL, "
-        "thread_ts TEXT, name TEXT NOT NULL, user_id TEXT, sha256 TEXT, valid INTEGER, "
-        "format TEXT, report TEXT, state TEXT NOT NULL, created_at REAL NOT NULL)"
-    )
-    old.execute(
-        "INSERT INTO uploads VALUES ('F1', 'C1', '1.0', 'a.jsonl', 'U1', 's1', 1, 'chat', "
-        "'{}', 'done', 1.0)"
-    )
-    old.commit()
-    old.close()
-
-    store = SQLiteStore(path)
-    assert (await store.upload("F1")).report_ts is None
-    await store.upload_reported("F1", "1.5")
-    await store.finish_validation_report("F1", {"role": "validation"})
-    upload = await store.upload("F1")
-    assert upload.report_ts == "1.5" and upload.validation_report == {"role": "validation"}
-
-
 async def test_a_post_in_flight_stays_pending_across_a_restart_and_done_moves_the_watch(
     open_store: OpenStore,
 ) -> None:
     store = await open_store()
-    await store.add_watch("job-1", "C1", "1.1", "1.1", "U1")
-    await store.add_watch("job-2", "C1", "2.1", "2.1", "U1")
+    await store.add_watch("job-1", "C1", "1.1", "U1")
+    await store.add_watch("job-2", "C1", "2.1", "U1")
     posted = await store.outbox_intent("job-1", "events", "C1", "1.1", last_event_id="ev-3")
     await store.outbox_done(posted, "1.5")
     in_flight = await store.outbox_intent(
@@ -206,9 +175,8 @@ async def test_a_post_in_flight_stays_pending_across_a_restart_and_done_moves_th
     assert await store.pending_outbox() == []
 
 
-async def test_a_post_known_not_to_have_been_made_is_discarded(open_store: OpenStore) -> None:
-    store = await open_store()
-    await store.add_watch("job-1", "C1", "1.1", "1.1", "U1")
+async def test_a_post_known_not_to_have_been_made_is_discarded(store: Store) -> None:
+    await store.add_watch("job-1", "C1", "1.1", "U1")
     entry = await store.outbox_intent("job-1", "events", "C1", "1.1", last_event_id="ev-2")
     await store.outbox_discard(entry)
     assert await store.pending_outbox() == []
@@ -216,11 +184,9 @@ async def test_a_post_known_not_to_have_been_made_is_discarded(open_store: OpenS
 
 
 async def test_done_posts_are_pruned_after_the_retention_and_pending_ones_kept(
-    open_store: OpenStore,
+    store: Store, clock: FakeClock
 ) -> None:
-    clock = FakeClock(start=1_700_000_000.0)
-    store = await open_store(now=clock.monotonic)
-    await store.add_watch("job-1", "C1", "1.1", "1.1", "U1")
+    await store.add_watch("job-1", "C1", "1.1", "U1")
     await store.outbox_done(
         await store.outbox_intent("job-1", "events", "C1", "1.1", last_event_id="e1"), "1"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.store import RETENTION_S, Store
+from tests.bot.fake_clock import FakeClock
 from tests.bot.store.conftest import OpenStore
 
 PLAN = {"model": "m", "training": "F1", "training_name": "train.jsonl", "wandb": None}
@@ -31,8 +32,7 @@ async def test_a_start_of_an_earlier_process_is_unfinished_one_of_this_process_i
     assert start.create_sent_at is not None
 
 
-async def test_an_interrupted_start_is_taken_once(open_store: OpenStore) -> None:
-    store = await open_store()
+async def test_an_interrupted_start_is_taken_once(store: Store) -> None:
     await begin(store)
     assert await store.take_interrupted_start("command:t1") is None  # not interrupted: running
     await store.start_interrupted("command:t1")
@@ -44,14 +44,12 @@ async def test_an_interrupted_start_is_taken_once(open_store: OpenStore) -> None
 
 
 async def test_interrupted_starts_are_forgotten_after_the_retention_running_ones_are_not(
-    open_store: OpenStore,
+    store: Store, clock: FakeClock
 ) -> None:
-    now = [1_800_000_000.0]
-    store = await open_store(now=lambda: now[0])
     await begin(store, "old-interrupted")
     await store.start_interrupted("old-interrupted")
     await begin(store, "old-running")
-    now[0] += RETENTION_S + 1
+    clock.advance(RETENTION_S + 1)
 
     await store.prune()
 
@@ -59,11 +57,10 @@ async def test_interrupted_starts_are_forgotten_after_the_retention_running_ones
     assert await store.pending_start("old-running") is not None
 
 
-async def test_jobs_of_other_threads_are_known(open_store: OpenStore) -> None:
-    store = await open_store()
-    await store.add_watch("job-a", "C1", "111.1", "111.1", "U1")
-    await store.add_watch("job-b", "C1", "222.2", "222.2", "U2")
-    await store.add_watch("job-c", "C2", "111.1", "111.1", "U2")
+async def test_jobs_of_other_threads_are_known(store: Store) -> None:
+    await store.add_watch("job-a", "C1", "111.1", "U1")
+    await store.add_watch("job-b", "C1", "222.2", "U2")
+    await store.add_watch("job-c", "C2", "111.1", "U2")
 
     assert await store.jobs_watched_elsewhere("C1", "111.1") == {"job-b", "job-c"}
     assert await store.jobs_watched_elsewhere("C1", None) == {"job-a", "job-b", "job-c"}

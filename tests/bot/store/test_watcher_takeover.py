@@ -4,33 +4,21 @@ reaches the thread once, in order."""
 
 from __future__ import annotations
 
-from bot.clock import FakeClock
 from bot.core.watcher import Watcher
-from tests.bot.core.test_watcher import (  # noqa: F401 (fixtures)
-    FakeJobs,
-    event_replies,
-    nebius_jobs,
-    start_watch,
-    world,
-)
+from tests.bot.fake_clock import FakeClock
 from tests.bot.fake_slack import FakeSlack
-from tests.bot.store.conftest import OpenStore
-
-LEASE_S = 30.0
+from tests.bot.store.conftest import LEASE_S, TwoProcesses
+from tests.bot.watching import FakeJobs, event_replies
 
 
 async def test_a_dead_process_s_watch_is_resumed_by_another_with_nothing_twice(
-    open_shared_store: OpenStore,
-    world: dict,  # noqa: F811
+    two_processes: TwoProcesses,
+    world: dict,
     fake_slack: FakeSlack,
     clock: FakeClock,
-    nebius_jobs: FakeJobs,  # noqa: F811
+    nebius_jobs: FakeJobs,
 ) -> None:
-    dying = await open_shared_store(now=clock.monotonic, lease_s=LEASE_S)
-    other = await open_shared_store(now=clock.monotonic, lease_s=LEASE_S)
-    nebius_jobs.add("job-1")
-    ts = await start_watch(world, dying, "job-1")
-    nebius_jobs.emit("job-1", "started", "step 1")
+    dying, other, ts = two_processes
     first = Watcher(dying, world["chat"], world["nebius"], clock=clock)
     second = Watcher(other, world["chat"], world["nebius"], clock=clock)
 

@@ -11,33 +11,12 @@ from typing import Any
 import pytest
 import respx
 
-from client import NebiusClient
 from client.charts import curve as curve_module
 from client.charts import draw
-from client.cli import finetune
-from tests.client.conftest import API_KEY, BASE_URL, FakeTime
+from tests.client.cli.conftest import run
 from tests.client.event_server import BOTH_ORDERS, EventServer
 from tests.client.loss_runs import ENGINE_JOB_ID, engine_run, nebius_run
 from tests.client.nebius_objects import JOB_ID as NEBIUS_JOB_ID
-
-
-@pytest.fixture(autouse=True)
-def nebius_env(monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime) -> None:
-    monkeypatch.setenv("NEBIUS_API_KEY", API_KEY)
-    monkeypatch.setenv("NEBIUS_BASE_URL", BASE_URL)
-    monkeypatch.setattr(
-        finetune,
-        "build_client",
-        lambda: NebiusClient.from_env(sleep=fake_time.sleep, clock=fake_time.clock),
-    )
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = finetune.main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    assert API_KEY not in out + err
-    return code, out, err
 
 
 def serve(

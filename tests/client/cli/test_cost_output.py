@@ -11,53 +11,13 @@ import httpx
 import pytest
 import respx
 
-from client import NebiusClient
-from client.cli import finetune
 from client.cost import estimate, price_for
-from client.deployments import v0_root
 from client.validation import validate_file
-from tests.client.conftest import API_KEY, BASE_URL, FakeTime, file_json, job_json
+from tests.client.cli.conftest import create_args, run
+from tests.client.conftest import LOCAL_URL, file_json, job_json
 
-LOCAL_URL = "http://127.0.0.1:8800/v1/"
 SMALL = "meta-llama/Llama-3.1-8B-Instruct"
 LARGE = "meta-llama/Llama-3.3-70B-Instruct"
-
-
-@pytest.fixture
-def base_url() -> str:
-    return BASE_URL
-
-
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime, base_url: str) -> None:
-    monkeypatch.setenv("NEBIUS_API_KEY", API_KEY)
-    monkeypatch.setenv("NEBIUS_BASE_URL", base_url)
-    for var in ("NEBIUS_PRICE_SMALL_PER_M", "NEBIUS_PRICE_LARGE_PER_M", "NEBIUS_TRAINING_PRICES"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(
-        finetune,
-        "build_client",
-        lambda: NebiusClient.from_env(sleep=fake_time.sleep, clock=fake_time.clock),
-    )
-
-
-@pytest.fixture
-def api(base_url: str) -> respx.MockRouter:
-    with respx.mock(base_url=base_url, assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
-def prices(api: respx.MockRouter, base_url: str) -> respx.Route:
-    """GET /v0/models, answering 404 unless a test says otherwise."""
-    return api.get(v0_root(base_url) + "models").respond(404)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = finetune.main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err and API_KEY not in out + err
-    return code, out, err
 
 
 def training_path(samples_dir: Path) -> Path:
@@ -93,10 +53,7 @@ def test_create_prints_the_estimate_after_validation_and_before_uploading(
 ) -> None:
     seen: list[str] = []
     upload = mock_upload_and_create(api, capsys, seen)
-    code, out, err = run(
-        capsys, "create", "--model", SMALL, "--training-file", str(training_path(samples_dir)),
-        "--n-epochs", "2", "--no-progress",
-    )  # fmt: skip
+    code, out, err = run(capsys, *create_args(samples_dir, "--n-epochs", "2", model=SMALL))
     assert code == 0, err
     assert out.strip() == "ftjob-7"
     assert upload.call_count == 1 and prices.call_count == 1
@@ -118,10 +75,8 @@ def test_create_estimates_with_the_api_price_and_the_large_band(
     prices.respond(json=[{"name": SMALL, "fine_tune": {"training_price_per_million_tokens": 0.55}}])
     for model, epochs, price in ((SMALL, 3, {"api": 0.55}), (LARGE, 1, {})):
         seen.clear()
-        code, _, err = run(
-            capsys, "create", "--model", model, "--training-file",
-            str(training_path(samples_dir)), "--n-epochs", str(epochs), "--no-progress",
-        )  # fmt: skip
+        argv = create_args(samples_dir, "--n-epochs", str(epochs), model=model)
+        code, _, err = run(capsys, *argv)
         assert code == 0, err
         assert f"cost estimate: {expected_estimate(samples_dir, model, epochs, **price)}" in seen[0]
     assert "at $0.55 per million" in expected_estimate(samples_dir, SMALL, 3, api=0.55)
@@ -144,10 +99,7 @@ def test_create_json_keeps_stderr_and_stdout_clean(
     samples_dir: Path,
 ) -> None:
     mock_upload_and_create(api, capsys, [])
-    code, out, err = run(
-        capsys, "create", "--model", SMALL, "--training-file", str(training_path(samples_dir)),
-        "--json", "--no-progress",
-    )  # fmt: skip
+    code, out, err = run(capsys, *create_args(samples_dir, "--json", model=SMALL))
     assert code == 0, err
     assert json.loads(out)["id"] == "ftjob-7"
     assert "cost estimate" not in err and not prices.called
@@ -162,10 +114,7 @@ def test_a_malformed_price_setting_stops_create_before_any_upload(
 ) -> None:
     monkeypatch.setenv("NEBIUS_PRICE_SMALL_PER_M", "forty cents")
     upload = mock_upload_and_create(api, capsys, [])
-    code, _, err = run(
-        capsys, "create", "--model", SMALL, "--training-file", str(training_path(samples_dir)),
-        "--no-progress",
-    )  # fmt: skip
+    code, _, err = run(capsys, *create_args(samples_dir, model=SMALL))
     assert code == 2
     assert "error: NEBIUS_PRICE_SMALL_PER_M: 'forty cents' is not a price" in err
     assert not upload.called
@@ -180,10 +129,7 @@ def test_create_on_the_local_engine_is_free(
 ) -> None:
     seen: list[str] = []
     mock_upload_and_create(api, capsys, seen)
-    code, _, err = run(
-        capsys, "create", "--model", "Qwen/Qwen3-0.6B", "--training-file",
-        str(training_path(samples_dir)), "--no-progress",
-    )  # fmt: skip
+    code, _, err = run(capsys, *create_args(samples_dir, model="Qwen/Qwen3-0.6B"))
     assert code == 0, err
     assert "cost estimate: free on the local engine\n" in seen[0]
     assert not prices.called

@@ -7,18 +7,8 @@ from pathlib import Path
 import pytest
 import respx
 
-from client import NebiusClient
 from client.cli import finetune
-from tests.client.conftest import API_KEY, BASE_URL, FakeTime, file_json
-
-
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime) -> None:
-    monkeypatch.setenv("NEBIUS_API_KEY", API_KEY)
-    monkeypatch.setenv("NEBIUS_BASE_URL", BASE_URL)
-    monkeypatch.setattr(
-        finetune, "build_client", lambda: NebiusClient.from_env(sleep=fake_time.sleep)
-    )
+from tests.client.conftest import file_json
 
 
 def test_download_takes_the_best_checkpoint_by_default_and_says_so(

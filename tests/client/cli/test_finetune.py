@@ -10,39 +10,12 @@ import respx
 
 from client import NebiusClient
 from client.cli import finetune
-from client.deployments import v0_root
-from tests.client.conftest import API_KEY, BASE_URL, FakeTime, file_json, job_json
+from tests.client.cli.conftest import run
+from tests.client.conftest import FakeTime, file_json, job_json
 from tests.client.event_server import BOTH_ORDERS, T0, EventServer
 
-
-@pytest.fixture(autouse=True)
-def nebius_env(monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime) -> None:
-    monkeypatch.setenv("NEBIUS_API_KEY", API_KEY)
-    monkeypatch.setenv("NEBIUS_BASE_URL", BASE_URL)
-    # Retries and --follow use the fake clock: no test waits.
-    monkeypatch.setattr(
-        finetune,
-        "build_client",
-        lambda: NebiusClient.from_env(sleep=fake_time.sleep, clock=fake_time.clock),
-    )
-    monkeypatch.setattr(finetune, "sleep", fake_time.sleep)
-
-
-@pytest.fixture
-def api() -> respx.MockRouter:
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
-        # No training prices from the API (the published ones apply); a test's own route
-        # for GET v0/models replaces this one.
-        router.get(v0_root(BASE_URL) + "models").respond(404)
-        yield router
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = finetune.main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    assert API_KEY not in out + err
-    return code, out, err
+# Every test: no training prices from the API; a test's own GET v0/models replaces that.
+pytestmark = pytest.mark.usefixtures("prices")
 
 
 def test_models_table_and_json(api: respx.MockRouter, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import respx
 
-from client import NebiusClient
 from client.cli import finetune
-from client.deployments import v0_root
-from tests.client.conftest import API_KEY, BASE_URL, FakeTime
+from tests.client.cli.conftest import create_args, run
+from tests.client.conftest import LOCAL_URL
 from tests.client.nebius_objects import (
     CHECKPOINT_IDS,
     JOB_ID,
@@ -23,45 +22,8 @@ from tests.client.nebius_objects import (
     nebius_job,
 )
 
-LOCAL_URL = "http://127.0.0.1:8800/v1/"
-
-
-@pytest.fixture
-def base_url() -> str:
-    return BASE_URL
-
-
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime, base_url: str) -> None:
-    monkeypatch.setenv("NEBIUS_API_KEY", API_KEY)
-    monkeypatch.setenv("NEBIUS_BASE_URL", base_url)
-    monkeypatch.setattr(
-        finetune,
-        "build_client",
-        lambda: NebiusClient.from_env(sleep=fake_time.sleep, clock=fake_time.clock),
-    )
-    monkeypatch.setattr(finetune, "sleep", fake_time.sleep)
-
-
-@pytest.fixture
-def api(base_url: str) -> respx.MockRouter:
-    with respx.mock(base_url=base_url, assert_all_called=False) as router:
-        # No training prices from the API (the published ones apply); a test's own route
-        # for GET v0/models replaces this one.
-        router.get(v0_root(base_url) + "models").respond(404)
-        yield router
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = finetune.main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err and API_KEY not in out + err
-    return code, out, err
-
-
-def create_args(samples_dir: Path, *extra: str) -> list[str]:
-    training = str(samples_dir / "sample_training_data.jsonl")
-    return ["create", "--model", "m", "--training-file", training, "--no-progress", *extra]
+# Every test: no training prices from the API; a test's own GET v0/models replaces that.
+pytestmark = pytest.mark.usefixtures("prices")
 
 
 @pytest.mark.parametrize(

@@ -6,17 +6,12 @@ import pytest
 import respx
 
 from client.cli import test_api_connection as tool
-from tests.client.conftest import API_KEY
-
-LOCAL = "http://127.0.0.1:8800/v1/"
+from tests.client.conftest import API_KEY, LOCAL_URL
 
 
 @pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> respx.MockRouter:
-    monkeypatch.setenv("NEBIUS_API_KEY", API_KEY)
-    monkeypatch.setenv("NEBIUS_BASE_URL", LOCAL)
-    with respx.mock(base_url=LOCAL, assert_all_called=False) as router:
-        yield router
+def base_url() -> str:
+    return LOCAL_URL
 
 
 def test_all_endpoints_ok(api: respx.MockRouter, capsys: pytest.CaptureFixture[str]) -> None:
@@ -25,7 +20,7 @@ def test_all_endpoints_ok(api: respx.MockRouter, capsys: pytest.CaptureFixture[s
     api.get("files").respond(json={"data": []})
     assert tool.main([]) == 0
     out = capsys.readouterr().out
-    assert f"Nebius API at {LOCAL}" in out
+    assert f"Nebius API at {LOCAL_URL}" in out
     assert "OK    models" in out and "2 models" in out
     assert "1+ jobs" in out and "0 files" in out
     assert " ms " in out
@@ -61,25 +56,24 @@ def test_json_output(api: respx.MockRouter, capsys: pytest.CaptureFixture[str]) 
     api.get("files").respond(404)
     assert tool.main(["--json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["base_url"] == LOCAL and data["ok"] is False
+    assert data["base_url"] == LOCAL_URL and data["ok"] is False
     assert [c["ok"] for c in data["checks"]] == [True, True, False]
     assert data["checks"][2]["status_code"] == 404
 
 
-def test_missing_key_says_how_to_set_it(capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_key_says_how_to_set_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("NEBIUS_API_KEY")
     assert tool.main([]) == 1
     err = capsys.readouterr().err
     assert "NEBIUS_API_KEY is not set" in err and "export NEBIUS_API_KEY=" in err
 
 
-def test_unreachable_server(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
     import httpx
 
-    monkeypatch.setenv("NEBIUS_API_KEY", API_KEY)
-    monkeypatch.setenv("NEBIUS_BASE_URL", LOCAL)
-    with respx.mock(base_url=LOCAL) as router:
+    with respx.mock(base_url=LOCAL_URL) as router:
         router.route().mock(side_effect=httpx.ConnectError("refused"))
         assert tool.main([]) == 1
     out = capsys.readouterr().out

@@ -36,6 +36,14 @@ def parse(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines()]
 
 
+def failed_run(spec, tmp_path: Path) -> list[dict]:
+    """The lines of a worker run on `spec` (its path as an argument) that exits non-zero."""
+    worker = start_worker(str(save(spec, tmp_path / "spec.json")))
+    stdout, _ = worker.communicate(timeout=120)
+    assert worker.returncode != 0
+    return parse(stdout)
+
+
 def test_a_spec_given_on_stdin_trains_and_ends_with_succeeded(make_spec, tmp_path: Path):
     spec_path = save(make_spec(hyperparameters={"n_epochs": 1}), tmp_path / "spec.json")
     worker = start_worker()
@@ -61,11 +69,7 @@ def test_a_spec_given_on_stdin_trains_and_ends_with_succeeded(make_spec, tmp_pat
 def test_a_bad_dataset_fails_with_a_clean_reason(make_spec, tmp_path: Path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
-    spec_path = save(make_spec(training_file=bad), tmp_path / "spec.json")
-    worker = start_worker(str(spec_path))
-    stdout, _ = worker.communicate(timeout=120)
-    assert worker.returncode != 0
-    assert parse(stdout) == [
+    assert failed_run(make_spec(training_file=bad), tmp_path) == [
         {
             "type": "failed",
             "code": "bad_dataset",
@@ -75,11 +79,7 @@ def test_a_bad_dataset_fails_with_a_clean_reason(make_spec, tmp_path: Path):
 
 
 def test_an_unknown_model_fails_with_model_not_found(make_spec, tmp_path: Path):
-    spec_path = save(make_spec(model="nobody/nothing"), tmp_path / "spec.json")
-    worker = start_worker(str(spec_path))
-    stdout, _ = worker.communicate(timeout=120)
-    [failed] = parse(stdout)
-    assert worker.returncode != 0
+    [failed] = failed_run(make_spec(model="nobody/nothing"), tmp_path)
     assert failed["code"] == "model_not_found"
     assert "'nobody/nothing' not found" in failed["reason"]
     assert "Traceback" not in failed["reason"]
@@ -123,11 +123,7 @@ def test_running_out_of_memory_is_reported_as_such():
 def test_resuming_from_a_folder_without_resume_state_fails_cleanly(make_spec, tmp_path: Path):
     missing = tmp_path / "checkpoints" / "step-3"
     missing.mkdir(parents=True)
-    spec_path = save(make_spec(resume_from=missing), tmp_path / "spec.json")
-    worker = start_worker(str(spec_path))
-    stdout, _ = worker.communicate(timeout=120)
-    assert worker.returncode != 0
-    assert parse(stdout) == [
+    assert failed_run(make_spec(resume_from=missing), tmp_path) == [
         {
             "type": "failed",
             "code": "file_error",

@@ -12,6 +12,7 @@ from bot.blocks import Actions
 from tests.bot.conftest import NEBIUS_KEY, HarnessFactory
 from tests.bot.fake_slack import FakeSlack
 from tests.bot.harness import SlackHarness
+from tests.client.nebius_objects import JOB_ID, nebius_job
 
 JOB = {
     "id": "ftjob-1",
@@ -75,6 +76,18 @@ async def test_status_shows_the_job_card(
     assert "ftjob-1" in text and ":gear: running" in text
     assert "step 5 of 20 (25%)" in text
     assert "n_epochs=3" in text
+
+
+async def test_status_of_a_nebius_job_posts_its_card(
+    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
+) -> None:
+    # Nebius's own job object: hyperparameters under `method`, no `fine_tuned_model`.
+    nebius_api.get(f"fine_tuning/jobs/{JOB_ID}").respond(json=nebius_job("succeeded"))
+    await harness.command(f"status {JOB_ID}")
+    (eph,) = fake_slack.ephemerals_for("U1")
+    blocks = json.dumps(eph["blocks"]) if isinstance(eph["blocks"], list) else eph["blocks"]
+    assert "n_epochs=5, batch_size=32" in blocks
+    assert "None" not in blocks and "Fine-tuned model" not in blocks
 
 
 async def test_models_lists_nebius_models(

@@ -1,7 +1,6 @@
 """`/v0/models`: a LoRA checkpoint deployed, validated, chatted with, listed and deleted."""
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +11,7 @@ from openai import OpenAI
 
 from engine.server import EmbeddedEngine
 from engine.store import Store
-from tests.engine.conftest import TINY, Api, lora_job, start_engine, wait_for
-
-HELLO = [{"role": "user", "content": "Say hello"}]
-
-
-@pytest.fixture
-def server(engine_dir: Path, tiny_model: Path) -> Iterator[EmbeddedEngine]:
-    engine = start_engine(engine_dir, model_dirs=[tiny_model.parent], device="cpu")
-    yield engine
-    engine.stop()
-
-
-@pytest.fixture
-def api(server: EmbeddedEngine) -> Iterator[Api]:
-    client = Api(server.base_url)
-    yield client
-    client.http.close()
+from tests.engine.conftest import HELLO, TINY, Api, lora_job, serving, start_engine, wait_for
 
 
 def v0(engine: EmbeddedEngine) -> httpx.Client:
@@ -57,12 +40,12 @@ def greedy(sdk: OpenAI, model: str) -> str:
 
 
 def test_a_checkpoint_deploys_validates_answers_lists_and_deletes(
-    server: EmbeddedEngine, api: Api, engine_dir: Path, tiny_model: Path
+    chat_engine: EmbeddedEngine, chat_api: Api, engine_dir: Path, tiny_model: Path
 ) -> None:
-    job = lora_job(api, engine_dir, tiny_model)
-    checkpoints = api.http.get(f"fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
+    job = lora_job(chat_api, engine_dir, tiny_model)
+    checkpoints = chat_api.http.get(f"fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
     first = min(checkpoints, key=lambda c: c["step_number"])
-    with v0(server) as client, OpenAI(base_url=server.base_url, api_key="x") as sdk:
+    with v0(chat_engine) as client, OpenAI(base_url=chat_engine.base_url, api_key="x") as sdk:
         created = deploy(client, job, source=f"{job['id']}:{first['id']}")
         assert created.status_code == 200, created.text
         doc = created.json()
@@ -93,12 +76,12 @@ def test_a_checkpoint_deploys_validates_answers_lists_and_deletes(
 
 
 def test_a_job_id_alone_deploys_its_last_checkpoint_under_a_fresh_name(
-    server: EmbeddedEngine, api: Api, engine_dir: Path, tiny_model: Path
+    chat_engine: EmbeddedEngine, chat_api: Api, engine_dir: Path, tiny_model: Path
 ) -> None:
-    job = lora_job(api, engine_dir, tiny_model)
-    checkpoints = api.http.get(f"fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
+    job = lora_job(chat_api, engine_dir, tiny_model)
+    checkpoints = chat_api.http.get(f"fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
     last = max(checkpoints, key=lambda c: c["step_number"])
-    with v0(server) as client:
+    with v0(chat_engine) as client:
         one, two = deploy(client, job).json(), deploy(client, job).json()
         assert one["checkpoint_id"] == last["id"] and one["job_id"] == job["id"]
         assert one["name"] != two["name"]
@@ -106,14 +89,14 @@ def test_a_job_id_alone_deploys_its_last_checkpoint_under_a_fresh_name(
 
 
 def test_an_adapter_that_cannot_be_loaded_ends_in_error_with_a_reason(
-    server: EmbeddedEngine, api: Api
+    chat_engine: EmbeddedEngine, chat_api: Api
 ) -> None:
     # The fake worker's checkpoint files are not a real adapter.
-    created = api.create_job(
-        model=TINY, training_file=api.processed()["id"], hyperparameters={"lora": True}
+    created = chat_api.create_job(
+        model=TINY, training_file=chat_api.processed()["id"], hyperparameters={"lora": True}
     ).json()
-    job = api.wait_status(created["id"], "succeeded")
-    with v0(server) as client, OpenAI(base_url=server.base_url, api_key="x") as sdk:
+    job = chat_api.wait_status(created["id"], "succeeded")
+    with v0(chat_engine) as client, OpenAI(base_url=chat_engine.base_url, api_key="x") as sdk:
         name = deploy(client, job).json()["name"]
         failed = settled(client, name)
         assert failed["status"] == "error"
@@ -125,13 +108,13 @@ def test_an_adapter_that_cannot_be_loaded_ends_in_error_with_a_reason(
 
 
 def test_a_full_fine_tune_is_refused_with_the_model_to_chat_with_instead(
-    server: EmbeddedEngine, api: Api
+    chat_engine: EmbeddedEngine, chat_api: Api
 ) -> None:
-    created = api.create_job(
-        model=TINY, training_file=api.processed()["id"], hyperparameters={"lora": False}
+    created = chat_api.create_job(
+        model=TINY, training_file=chat_api.processed()["id"], hyperparameters={"lora": False}
     ).json()
-    job = api.wait_status(created["id"], "succeeded")
-    with v0(server) as client:
+    job = chat_api.wait_status(created["id"], "succeeded")
+    with v0(chat_engine) as client:
         response = deploy(client, job)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -151,15 +134,15 @@ def test_a_full_fine_tune_is_refused_with_the_model_to_chat_with_instead(
     ],
 )
 def test_a_bad_request_is_a_400_naming_the_field(
-    server: EmbeddedEngine, api: Api, change: dict[str, Any], param: str, words: str
+    chat_engine: EmbeddedEngine, chat_api: Api, change: dict[str, Any], param: str, words: str
 ) -> None:
-    created = api.create_job(
-        model=TINY, training_file=api.processed()["id"], hyperparameters={"lora": True}
+    created = chat_api.create_job(
+        model=TINY, training_file=chat_api.processed()["id"], hyperparameters={"lora": True}
     ).json()
-    job = api.wait_status(created["id"], "succeeded")
+    job = chat_api.wait_status(created["id"], "succeeded")
     if "source" in change:
         change = {"source": change["source"].format(job=job["id"])}
-    with v0(server) as client:
+    with v0(chat_engine) as client:
         response = deploy(client, job, **change)
         assert response.status_code == 400, response.text
         assert response.json()["error"]["param"] == param
@@ -170,11 +153,10 @@ def test_a_bad_request_is_a_400_naming_the_field(
 def test_deployments_survive_a_restart_and_one_left_validating_is_validated_again(
     engine_dir: Path, tiny_model: Path
 ) -> None:
-    settings = {"model_dirs": [tiny_model.parent], "device": "cpu"}
-    server = start_engine(engine_dir, **settings)
+    server = start_engine(engine_dir, **serving(tiny_model))
     try:
-        api = Api(server.base_url)
-        job = lora_job(api, engine_dir, tiny_model)
+        with Api(server.base_url) as api:
+            job = lora_job(api, engine_dir, tiny_model)
         with v0(server) as client:
             kept = settled(client, deploy(client, job, name="kept").json()["name"])
             pending = settled(client, deploy(client, job, name="pending").json()["name"])
@@ -185,7 +167,7 @@ def test_deployments_survive_a_restart_and_one_left_validating_is_validated_agai
     store.update_deployment(pending["name"], {"status": "validating"})
     store.close()
 
-    server = start_engine(engine_dir, **settings)
+    server = start_engine(engine_dir, **serving(tiny_model))
     try:
         with v0(server) as client, OpenAI(base_url=server.base_url, api_key="x") as sdk:
             assert client.get(f"/v0/models/{kept['name']}").json() == kept

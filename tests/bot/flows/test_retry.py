@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import httpx
 import pytest
 import respx
 
 from bot.blocks import Actions
+from tests.bot.conftest import HarnessFactory
 from tests.bot.fake_slack import FakeSlack
 from tests.bot.harness import SlackHarness
 
@@ -28,14 +28,8 @@ OOM = {"code": "out_of_memory", "message": "training ran out of memory", "param"
 
 
 @pytest.fixture
-def nebius(nebius_api: respx.Router) -> dict[str, respx.Route]:
+def nebius(nebius_api: respx.Router, nebius_files: respx.Route) -> dict[str, respx.Route]:
     """Nebius: files processed at once; the first job created is ftjob-7, the next ftjob-8."""
-    nebius_api.get(url__regex=r"files/file-\w+$").respond(
-        json={"id": "file-train", "object": "file", "status": "processed"}
-    )
-    nebius_api.post("files").respond(
-        json={"id": "file-train", "object": "file", "bytes": 10, "status": "uploaded"}
-    )
     nebius_api.get("models").respond(
         json={"object": "list", "data": [{"id": MODEL, "object": "model"}]}
     )
@@ -49,14 +43,19 @@ def nebius(nebius_api: respx.Router) -> dict[str, respx.Route]:
     return {"create": create, "old": old}
 
 
-async def start_failed_job(harness: SlackHarness, fake: FakeSlack, samples_dir: Path) -> str:
+async def start_failed_job(harness: SlackHarness, valid_bytes: bytes) -> str:
     """ftjob-7, started through the bot with two epochs, then failed; its card's ts."""
-    data = (samples_dir / "sample_training_data.jsonl").read_bytes()
-    await harness.share_file(fake.host_file("F1", "train.jsonl", data))
+    await harness.upload("train.jsonl", valid_bytes)
     await harness.command(f"create model={MODEL} training=train.jsonl epochs=2 suffix=lens")
     watch = await harness.bot.store.watch("ftjob-7")
     assert watch is not None
     return watch.thread_ts
+
+
+@pytest.fixture
+async def card_ts(harness: SlackHarness, nebius: dict[str, respx.Route], valid_bytes: bytes) -> str:
+    """The card of ftjob-7, started through the bot and failed since (its ts)."""
+    return await start_failed_job(harness, valid_bytes)
 
 
 def bodies(route: respx.Route) -> list[dict]:
@@ -68,13 +67,8 @@ def texts(fake: FakeSlack, ts: str) -> list[str]:
 
 
 async def test_a_double_click_on_retry_starts_one_job_with_the_same_settings(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius: dict[str, respx.Route],
-    samples_dir: Path,
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: dict[str, respx.Route], card_ts: str
 ) -> None:
-    card_ts = await start_failed_job(harness, fake_slack, samples_dir)
-
     await asyncio.gather(
         harness.click(Actions.RETRY_JOB, "ftjob-7", message_ts=card_ts),
         harness.click(Actions.RETRY_JOB, "ftjob-7", message_ts=card_ts),
@@ -90,12 +84,9 @@ async def test_a_double_click_on_retry_starts_one_job_with_the_same_settings(
 
 
 async def test_a_retry_and_its_job_are_linked_both_ways(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius: dict[str, respx.Route],
-    samples_dir: Path,
+    harness: SlackHarness, fake_slack: FakeSlack, card_ts: str
 ) -> None:
-    old_ts = await start_failed_job(harness, fake_slack, samples_dir)
+    old_ts = card_ts
     await harness.click(Actions.RETRY_JOB, "ftjob-7", message_ts=old_ts)
 
     store = harness.bot.store
@@ -135,9 +126,8 @@ async def test_a_job_still_running_is_not_retried(
     fake_slack: FakeSlack,
     nebius: dict[str, respx.Route],
     nebius_api: respx.Router,
-    samples_dir: Path,
+    card_ts: str,
 ) -> None:
-    card_ts = await start_failed_job(harness, fake_slack, samples_dir)
     nebius_api.get("fine_tuning/jobs/ftjob-7").respond(json={**OLD, "status": "running"})
 
     await harness.click(Actions.RETRY_JOB, "ftjob-7", message_ts=card_ts)
@@ -148,10 +138,10 @@ async def test_a_job_still_running_is_not_retried(
 
 
 async def test_retry_follows_the_allowlist(
-    harness_factory, fake_slack: FakeSlack, nebius: dict[str, respx.Route], samples_dir: Path
+    harness_factory: HarnessFactory, nebius: dict[str, respx.Route], valid_bytes: bytes
 ) -> None:
     harness = harness_factory(allowed_users={"U1"})
-    card_ts = await start_failed_job(harness, fake_slack, samples_dir)
+    card_ts = await start_failed_job(harness, valid_bytes)
 
     await harness.click(Actions.RETRY_JOB, "ftjob-7", user="U2", message_ts=card_ts)
 
@@ -160,13 +150,8 @@ async def test_retry_follows_the_allowlist(
 
 
 async def test_edit_and_retry_opens_the_form_filled_in_and_links_the_new_job(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius: dict[str, respx.Route],
-    samples_dir: Path,
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: dict[str, respx.Route], card_ts: str
 ) -> None:
-    card_ts = await start_failed_job(harness, fake_slack, samples_dir)
-
     await harness.click(Actions.EDIT_AND_RETRY, "ftjob-7", message_ts=card_ts)
 
     (call,) = fake_slack.calls_to("views.open")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from engine import app as engine_app
 from engine.server import EmbeddedEngine
 from tests.engine.conftest import CHAT_LINE, Api, start_engine, wait_for
 
@@ -155,21 +154,12 @@ def test_a_filename_is_kept_as_a_label_never_as_a_path(api: Api, engine_dir: Pat
 
 
 def test_a_file_still_uploaded_when_the_engine_stops_is_processed_on_the_next_start(
-    engine_dir: Path, monkeypatch: pytest.MonkeyPatch
+    engine_dir: Path, validation_gate: threading.Event
 ) -> None:
-    gate = threading.Event()
-    real = engine_app.validate_dataset
-
-    def held(path, filename):
-        gate.wait(10)
-        return real(path, filename)
-
-    monkeypatch.setattr(engine_app, "validate_dataset", held)
     server = start_engine(engine_dir)
     file_id = Api(server.base_url).upload(CHAT_LINE)["id"]
     server.stop()
-    gate.set()
-    monkeypatch.setattr(engine_app, "validate_dataset", real)
+    validation_gate.set()  # validation runs as usual from here on
 
     server = start_engine(engine_dir)
     try:

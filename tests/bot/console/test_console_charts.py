@@ -7,16 +7,15 @@ from pathlib import Path
 
 import respx
 
-from bot.clock import FakeClock
 from bot.config import BotSettings
 from bot.console.terminal_chat import ConsoleChat
 from bot.core.bot import Bot
 from bot.core.requests import CommandRequest
 from bot.store import SQLiteStore
-from client import NebiusClient
-from tests.bot.conftest import NEBIUS_KEY, NEBIUS_URL, RouterTransport
+from tests.bot.conftest import NEBIUS_URL, mocked_nebius
 from tests.bot.console.conftest import RecordingScreen
-from tests.bot.core.test_charts import PNG_MAGIC, serve_job
+from tests.bot.fake_clock import FakeClock
+from tests.bot.flows.test_charts import PNG_MAGIC, serve_job
 
 
 async def test_the_console_saves_the_chart_and_shows_its_sparkline(
@@ -28,9 +27,7 @@ async def test_the_console_saves_the_chart_and_shows_its_sparkline(
     downloads = tmp_path / "downloads"
     chat = ConsoleChat(screen, downloads, user_name="ada")
     clock = FakeClock()
-    nebius = NebiusClient(
-        NEBIUS_KEY, NEBIUS_URL, max_retries=0, sleep=clock.sleep, transport=RouterTransport(router)
-    )
+    nebius = mocked_nebius(router, clock)
     bot = Bot(settings, SQLiteStore(settings.database_path), chat, nebius, clock=clock)
     try:
         await bot.commands.run(CommandRequest("chart ftjob-1", user="U1", channel="C1"))

@@ -1,16 +1,13 @@
-"""The bot shows Nebius's own job objects: no `fine_tuned_model`, hyperparameters under
-`method`, `ftckpt_` checkpoints whose metrics include nulls, jobs that start `running`."""
+"""The job messages (`bot.blocks.jobs`) of Nebius's own job objects: no `fine_tuned_model`,
+hyperparameters under `method`, `ftckpt_` checkpoints whose metrics include nulls, jobs that
+start `running`."""
 
 from __future__ import annotations
 
 import json
 
-import respx
-
 from bot.blocks.jobs import checkpoints_message, job_card_message, job_summary_message
 from client import Checkpoint, Job
-from tests.bot.fake_slack import FakeSlack
-from tests.bot.harness import SlackHarness
 from tests.client.nebius_objects import (
     CHECKPOINT_IDS,
     JOB_ID,
@@ -61,14 +58,3 @@ def test_the_checkpoint_list_of_a_nebius_job() -> None:
     body = rendered(message)
     assert CHECKPOINT_IDS[0] in body and "Step 40" in body
     assert "None" not in body
-
-
-async def test_status_of_a_nebius_job_posts_its_card(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
-) -> None:
-    nebius_api.get(f"fine_tuning/jobs/{JOB_ID}").respond(json=nebius_job("succeeded"))
-    await harness.command(f"status {JOB_ID}")
-    (eph,) = fake_slack.ephemerals_for("U1")
-    blocks = json.dumps(eph["blocks"]) if isinstance(eph["blocks"], list) else eph["blocks"]
-    assert "n_epochs=5, batch_size=32" in blocks
-    assert "None" not in blocks and "Fine-tuned model" not in blocks

@@ -8,29 +8,16 @@ import json
 import respx
 
 from bot.blocks import Actions
+from tests.bot.conftest import remember_checked_upload
 from tests.bot.fake_slack import FakeSlack
 from tests.bot.harness import SlackHarness
-
-REPORT = {
-    "file": "t",
-    "filename": "train.jsonl",
-    "role": "training",
-    "stats": {"tokens": {"total": 300_000}},
-}
-
-
-async def a_checked_upload(harness: SlackHarness) -> None:
-    store = harness.bot.store
-    await store.claim_upload("F1", "C1", None, "train.jsonl", "U1")
-    await store.finish_upload("F1", sha256="abc", valid=True, fmt="chat", report=REPORT)
-    await store.remember_nebius_file("abc", "file-train", "train.jsonl", 10)
 
 
 async def test_the_form_from_a_files_button_shows_its_estimate(
     harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
 ) -> None:
     nebius_api.get("models").respond(json={"data": [{"id": "meta-llama/Llama-3.1-8B-Instruct"}]})
-    await a_checked_upload(harness)
+    await remember_checked_upload(harness.bot.store)
     await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
     (opened,) = fake_slack.calls_to("views.open")
     notes = [
@@ -47,7 +34,7 @@ async def test_the_form_from_a_files_button_shows_its_estimate(
 async def test_the_status_card_shows_the_running_cost_and_the_estimate(
     harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
 ) -> None:
-    await a_checked_upload(harness)
+    await remember_checked_upload(harness.bot.store)
     nebius_api.get("https://nebius.test/v0/models").respond(json=[])
     nebius_api.get("fine_tuning/jobs/ftjob-1").respond(
         json={

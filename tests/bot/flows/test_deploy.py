@@ -8,29 +8,19 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
 import respx
 
 from bot.blocks import Actions
 from tests.bot.conftest import HarnessFactory
 from tests.bot.fake_slack import FakeSlack, PostedMessage
 from tests.bot.harness import SlackHarness
-from tests.bot.nebius_models import BASE, FakeModels, succeeded_job
-
-FULL_NAME = f"{BASE}-LoRa:demo-1-step10-Ab1d"
-
-
-@pytest.fixture
-def models(nebius_api: respx.Router) -> FakeModels:
-    fake = FakeModels()
-    fake.route(nebius_api)
-    return fake
+from tests.bot.nebius_models import BASE, FULL_NAME, FakeModels, succeeded_job
 
 
 async def summary_in_thread(harness: SlackHarness, fake_slack: FakeSlack) -> PostedMessage:
     """The job's card and watch, and the watcher's end-of-job summary in its thread."""
     card = await harness.bot.chat.post("C1", _text("card"))
-    await harness.bot.store.add_watch("ftjob-1", "C1", card.ts, card.ts, "U1")
+    await harness.bot.store.add_watch("ftjob-1", "C1", card.ts, "U1")
     assert harness.bot.watcher is not None
     await harness.bot.watcher.poll_due()
     (summary,) = [m for m in fake_slack.thread("C1", card.ts) if kind(m) == "summary"]

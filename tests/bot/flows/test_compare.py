@@ -13,7 +13,8 @@ import pytest
 import respx
 
 from bot.blocks import Actions
-from bot.clock import FakeClock
+from tests.bot.conftest import HarnessFactory
+from tests.bot.fake_clock import FakeClock
 from tests.bot.fake_slack import FakeSlack, PostedMessage
 from tests.bot.harness import SlackHarness
 
@@ -178,25 +179,27 @@ async def in_background(work: Awaitable[object]) -> asyncio.Task[object]:
 
 
 @pytest.fixture
+def deployed(nebius_api: respx.Router, clock: FakeClock) -> Models:
+    """ftjob-1 on Nebius, its deployment active; the models, which answer in 2 s each."""
+    models = Models(clock)
+    on_nebius(nebius_api, models, deployments=[DEPLOYMENT])
+    return models
+
+
+@pytest.fixture
 async def watched(harness: SlackHarness) -> str:
     """ftjob-1 is followed in a thread of C1; returns the thread's ts."""
-    await harness.bot.store.add_watch("ftjob-1", "C1", "111.1", "111.1", "U1")
+    await harness.bot.store.add_watch("ftjob-1", "C1", "111.1", "U1")
     return "111.1"
 
 
 async def test_compare_posts_progress_then_the_table_and_examples_in_the_jobs_thread(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    clock: FakeClock,
-    watched: str,
+    harness: SlackHarness, fake_slack: FakeSlack, deployed: Models, watched: str
 ) -> None:
-    models = Models(clock)
-    on_nebius(nebius_api, models, deployments=[DEPLOYMENT])
     await harness.command("compare ftjob-1")
 
     # Every prompt of the validation file, through both models: the deployment and its base.
-    assert sorted(models.asked) == sorted((m, q) for q in QUESTIONS for m in (BASE, TUNED))
+    assert sorted(deployed.asked) == sorted((m, q) for q in QUESTIONS for m in (BASE, TUNED))
     progress = progress_message(fake_slack)
     assert progress.thread_ts == watched
     # Edited in place while it ran, then once more when it ended, without its button.
@@ -308,14 +311,12 @@ async def test_one_run_per_job_a_second_request_and_a_double_click_are_told_wher
 
 
 async def test_a_retried_command_starts_nothing_again(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router, clock: FakeClock
+    harness: SlackHarness, fake_slack: FakeSlack, deployed: Models
 ) -> None:
-    models = Models(clock)
-    on_nebius(nebius_api, models, deployments=[DEPLOYMENT])
     await harness.command("compare ftjob-1", trigger_id="T-same")
     await harness.command("compare ftjob-1", trigger_id="T-same")  # Slack's retry
 
-    assert len(models.asked) == 10
+    assert len(deployed.asked) == 10
     assert len([m for m in fake_slack.messages.values() if _state(m) == "result"]) == 1
     assert fake_slack.ephemerals == []
 
@@ -352,27 +353,24 @@ async def test_a_deployment_still_starting_is_waited_for(
 
 
 async def test_a_file_shared_in_the_channel_is_found_by_its_name(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router, clock: FakeClock
+    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router, deployed: Models
 ) -> None:
-    models = Models(clock)
-    on_nebius(nebius_api, models, deployments=[DEPLOYMENT])
     validation = nebius_api.get("files/file-val/content")
     mine = QUESTIONS[3:]
-    file = fake_slack.host_file("F7", "my prompts.jsonl", jsonl(mine, ANSWERS))
-    await harness.share_file(file, ts="1700000000.000050")
+    await harness.upload(
+        "my prompts.jsonl", jsonl(mine, ANSWERS), file_id="F7", ts="1700000000.000050"
+    )
     await harness.command('compare ftjob-1 "my prompts.jsonl"')
 
-    assert sorted(q for _, q in models.asked) == sorted(mine * 2)
+    assert sorted(q for _, q in deployed.asked) == sorted(mine * 2)
     assert not validation.called  # the job's own validation file is not needed
     table = code_blocks(result_message(fake_slack))[0]
     assert "Compare on 2 examples of my prompts.jsonl" in table
 
 
 async def test_a_file_that_is_not_there_and_a_bad_option_are_said_plainly(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router, clock: FakeClock
+    harness: SlackHarness, fake_slack: FakeSlack, deployed: Models
 ) -> None:
-    models = Models(clock)
-    on_nebius(nebius_api, models, deployments=[DEPLOYMENT])
     await harness.command("compare ftjob-1 nothing.jsonl")
     await harness.command("compare ftjob-1 limit=0")
     await harness.command("compare ftjob-1 temperature=1")
@@ -381,13 +379,12 @@ async def test_a_file_that_is_not_there_and_a_bad_option_are_said_plainly(
     assert "compare file `nothing.jsonl`: no recent upload with that name or id" in first
     assert "limit must be a whole number from 1 to 500 (got '0')" in second
     assert "unknown option temperature; the options are: limit, max_tokens" in third
-    assert models.asked == []
+    assert deployed.asked == []
 
 
 async def test_a_model_that_cannot_be_used_stops_the_run_with_its_reason(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router, clock: FakeClock
+    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router, deployed: Models
 ) -> None:
-    on_nebius(nebius_api, Models(clock), deployments=[DEPLOYMENT])
     nebius_api.post("chat/completions").respond(
         404, json={"error": {"message": f"model {TUNED} not found", "code": "model_not_found"}}
     )
@@ -400,16 +397,14 @@ async def test_a_model_that_cannot_be_used_stops_the_run_with_its_reason(
 
 
 async def test_compare_is_refused_to_someone_not_on_the_allowlist(
-    harness_factory, fake_slack: FakeSlack, nebius_api: respx.Router, clock: FakeClock
+    harness_factory: HarnessFactory, fake_slack: FakeSlack, deployed: Models
 ) -> None:
     harness = harness_factory(allowed_users=frozenset({"U9"}))
-    models = Models(clock)
-    on_nebius(nebius_api, models, deployments=[DEPLOYMENT])
     await harness.command("compare ftjob-1")
     await harness.click(Actions.COMPARE_JOB, "ftjob-1")
 
     assert all("Sorry" in e["text"] for e in fake_slack.ephemerals_for("U1"))
-    assert len(fake_slack.ephemerals_for("U1")) == 2 and models.asked == []
+    assert len(fake_slack.ephemerals_for("U1")) == 2 and deployed.asked == []
 
 
 async def test_a_bot_stopping_mid_run_says_so_in_the_progress_message(

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 import respx
 
-from bot.blocks.jobs import job_card_message
-from client import Job
 from tests.bot.conftest import HarnessFactory
 from tests.bot.fake_slack import FakeSlack
 from tests.bot.harness import SlackHarness
@@ -41,12 +40,15 @@ class Nebius:
         )
 
 
-async def watched(harness: SlackHarness) -> str:
-    card = await harness.bot.chat.post(
-        "C1", job_card_message(Job.model_validate({"id": "ftjob-1", "status": "queued"}))
-    )
-    await harness.bot.store.add_watch("ftjob-1", "C1", card.ts, card.ts, "U1")
-    return card.ts
+@pytest.fixture
+def nebius(nebius_api: respx.Router) -> Nebius:
+    return Nebius(nebius_api)
+
+
+@pytest.fixture
+async def card_ts(harness: SlackHarness) -> str:
+    """ftjob-1's card in C1, whose thread the bot follows the job in (started by U1)."""
+    return await harness.follow_job("ftjob-1")
 
 
 def replies(fake: FakeSlack, ts: str, kind: str) -> list[str]:
@@ -58,43 +60,39 @@ def replies(fake: FakeSlack, ts: str, kind: str) -> list[str]:
 
 
 async def test_summary_mode_posts_only_the_summary_and_keeps_the_card_current(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: Nebius, card_ts: str
 ) -> None:
-    nebius = Nebius(nebius_api)
-    ts = await watched(harness)
     await harness.command("notify summary")
     nebius.emit("Step 1/10: loss 2.0")
     nebius.emit("Something went wrong on the node", level="error")
 
     await harness.bot.watcher.poll_due()
-    assert replies(fake_slack, ts, "events") == []
-    card = fake_slack.messages[("C1", ts)]
+    assert replies(fake_slack, card_ts, "events") == []
+    card = fake_slack.messages[("C1", card_ts)]
     assert ":gear: running" in json.dumps(card.blocks)  # the card moved on all the same
     assert (await harness.bot.store.watch("ftjob-1")).last_event_id == "ev-2"
 
     nebius.job = {**JOB, "status": "succeeded"}
     harness.fake.clock.advance(60)
     await harness.bot.watcher.poll_due()
-    (summary,) = replies(fake_slack, ts, "summary")
+    (summary,) = replies(fake_slack, card_ts, "summary")
     assert "<@U1>" not in summary  # nobody is pinged
-    assert ":white_check_mark: succeeded" in json.dumps(fake_slack.messages[("C1", ts)].blocks)
+    assert ":white_check_mark: succeeded" in json.dumps(fake_slack.messages[("C1", card_ts)].blocks)
     # And the channel was told, once, what its threads receive now.
     (said,) = [m for m in fake_slack.messages.values() if m.text.startswith(":bell:")]
     assert "only the card and the summary" in said.text
 
 
 async def test_failures_mode_posts_failures_with_a_mention_and_mentions_a_failed_summary(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: Nebius, card_ts: str
 ) -> None:
-    nebius = Nebius(nebius_api)
-    ts = await watched(harness)
     await harness.command("notify failures")
     nebius.emit("Step 1/10: loss 2.0")
     nebius.emit("Node lost; retrying on another", level="error")
     nebius.emit("Step 2/10: loss 1.9")
 
     await harness.bot.watcher.poll_due()
-    (failure,) = replies(fake_slack, ts, "events")
+    (failure,) = replies(fake_slack, card_ts, "events")
     assert "<@U1>" in failure and "Node lost" in failure and "Step 1/10" not in failure
     assert (await harness.bot.store.watch("ftjob-1")).last_event_id == "ev-3"
 
@@ -106,33 +104,29 @@ async def test_failures_mode_posts_failures_with_a_mention_and_mentions_a_failed
     }
     harness.fake.clock.advance(60)
     await harness.bot.watcher.poll_due()
-    failures = replies(fake_slack, ts, "events")
+    failures = replies(fake_slack, card_ts, "events")
     assert len(failures) == 2 and "<@U1>" not in failures[1]  # the summary pings instead
-    (summary,) = replies(fake_slack, ts, "summary")
+    (summary,) = replies(fake_slack, card_ts, "summary")
     assert "<@U1>" in summary
 
 
 async def test_failures_mode_mentions_no_one_when_the_job_succeeds(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: Nebius, card_ts: str
 ) -> None:
-    nebius = Nebius(nebius_api)
     nebius.job = {**JOB, "status": "succeeded"}
-    ts = await watched(harness)
     await harness.command("notify failures")
     nebius.emit("Training completed")
 
     await harness.bot.watcher.poll_due()
 
-    assert replies(fake_slack, ts, "events") == []
-    (summary,) = replies(fake_slack, ts, "summary")
+    assert replies(fake_slack, card_ts, "events") == []
+    (summary,) = replies(fake_slack, card_ts, "summary")
     assert "<@U1>" not in summary
 
 
 async def test_all_is_the_default_and_posts_every_event_and_mentions(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: Nebius, card_ts: str
 ) -> None:
-    nebius = Nebius(nebius_api)
-    ts = await watched(harness)
     await harness.command("notify")  # shows the mode
     nebius.emit("Step 1/10: loss 2.0")
     nebius.job = {**JOB, "status": "succeeded"}
@@ -141,16 +135,14 @@ async def test_all_is_the_default_and_posts_every_event_and_mentions(
 
     (note,) = fake_slack.ephemerals_for("U1")
     assert "every event" in note["text"] and "nobody has chosen yet" in note["text"]
-    assert len(replies(fake_slack, ts, "events")) == 1
-    (summary,) = replies(fake_slack, ts, "summary")
+    assert len(replies(fake_slack, card_ts, "events")) == 1
+    (summary,) = replies(fake_slack, card_ts, "summary")
     assert "<@U1>" in summary
 
 
 async def test_a_mode_changed_back_to_all_posts_events_again(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
+    harness: SlackHarness, fake_slack: FakeSlack, nebius: Nebius, card_ts: str
 ) -> None:
-    nebius = Nebius(nebius_api)
-    ts = await watched(harness)
     await harness.command("notify summary")
     nebius.emit("quiet one")
     await harness.bot.watcher.poll_due()
@@ -159,7 +151,7 @@ async def test_a_mode_changed_back_to_all_posts_events_again(
     harness.fake.clock.advance(60)
     await harness.bot.watcher.poll_due()
 
-    (reply,) = replies(fake_slack, ts, "events")
+    (reply,) = replies(fake_slack, card_ts, "events")
     assert "loud one" in reply and "quiet one" not in reply
 
 

@@ -4,7 +4,6 @@ its lists bare or wrapped, `error` with `status_reason`, deletes, and the infere
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -24,10 +23,9 @@ from client.deployments import (
 )
 from client.errors import NotFoundError, ServerError
 from client.models import Job
-from tests.client.conftest import API_KEY, BASE_URL, FakeTime
+from tests.client.conftest import API_KEY, HOST_URL, FakeTime
 from tests.client.nebius_objects import CHECKPOINT_IDS, JOB_ID, nebius_job
 
-ROOT = "https://nebius.test/"
 # As Nebius's cookbook printed them (post-training/fine-tuning-1/fine_tune_llama.ipynb).
 FULL_NAME = "meta-llama/Meta-Llama-3.1-8B-Instruct-LoRa:my-finetuned-model-JuNN"
 SOURCE = f"{JOB_ID}:{CHECKPOINT_IDS[1]}"
@@ -67,23 +65,8 @@ def active(**fields: object) -> dict[str, object]:
 
 
 @pytest.fixture
-def api() -> respx.MockRouter:
-    # Rooted above /v1: deployments live under /v0.
-    with respx.mock(base_url=ROOT, assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
-async def client(fake_time: FakeTime, api: respx.MockRouter) -> AsyncIterator[NebiusClient]:
-    async with NebiusClient(
-        API_KEY,
-        BASE_URL,
-        max_retries=3,
-        sleep=fake_time.sleep,
-        clock=fake_time.clock,
-        wall_clock=fake_time.wall_clock,
-    ) as c:
-        yield c
+def api_root() -> str:
+    return HOST_URL  # deployments live under /v0, beside the /v1 base URL
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,13 @@ import itertools
 import pytest
 
 from bot.chat_interface import ChatError, Message, MessageRef
-from bot.clock import FakeClock
 from bot.core.compare import (
     DEFAULT_EXAMPLES,
     CompareRequestError,
     ProgressReporter,
     parse_compare,
 )
+from tests.bot.fake_clock import FakeClock
 
 
 class RecordingChat:

@@ -24,11 +24,6 @@ def buttons(message) -> list[str]:
     return [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
 
 
-@pytest.fixture
-def valid_bytes(samples_dir: Path) -> bytes:
-    return (samples_dir / "sample_training_data.jsonl").read_bytes()
-
-
 INVALID = (
     b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]}\n'
     b"this is not json\n"

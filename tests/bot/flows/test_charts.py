@@ -8,9 +8,7 @@ import httpx
 import respx
 
 from bot.blocks import Actions
-from bot.blocks.jobs import job_card_message
 from bot.chat_interface import ChatError, Message
-from client import Job
 from client.charts.curve import NO_VALIDATION_FILE, TRAINING_LOSS_PER_CHECKPOINT
 from tests.bot.conftest import HarnessFactory
 from tests.bot.fake_slack import FakeSlack
@@ -67,14 +65,6 @@ def serve_job(
     nebius_api.get(url__regex=r"/v0/models").respond(json=[])
 
 
-async def watched(harness: SlackHarness, job_id: str = "ftjob-1") -> str:
-    card = await harness.bot.chat.post(
-        "C1", job_card_message(Job.model_validate({"id": job_id, "status": "running"}))
-    )
-    await harness.bot.store.add_watch(job_id, "C1", card.ts, card.ts, "U1")
-    return card.ts
-
-
 def charts(fake: FakeSlack) -> list[dict]:
     return [
         {**c, "file": f}
@@ -88,7 +78,7 @@ async def test_the_chart_is_uploaded_into_the_thread_once_when_the_job_ends(
     harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
 ) -> None:
     serve_job(nebius_api)
-    ts = await watched(harness)
+    ts = await harness.follow_job("ftjob-1", status="running")
 
     await harness.bot.watcher.poll_due()
     await harness.bot.watcher.poll_due()  # the watch is done: nothing more
@@ -110,7 +100,7 @@ async def test_a_restart_before_the_summary_does_not_upload_the_chart_again(
 ) -> None:
     serve_job(nebius_api)
     first = harness_factory()
-    ts = await watched(first)
+    ts = await first.follow_job("ftjob-1", status="running")
     real_post = first.bot.chat.post
 
     async def summary_refused(channel: str, message: Message, *, thread_ts=None):
@@ -138,7 +128,7 @@ async def test_a_job_that_reported_no_loss_gets_no_chart_at_its_end(
     harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
 ) -> None:
     serve_job(nebius_api, {**JOB, "status": "cancelled"}, events=[], checkpoints=[])
-    await watched(harness)
+    await harness.follow_job("ftjob-1", status="running")
 
     await harness.bot.watcher.poll_due()
 
@@ -150,7 +140,7 @@ async def test_the_chart_command_posts_into_the_jobs_thread_or_a_new_one(
     harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
 ) -> None:
     serve_job(nebius_api, {**JOB, "status": "running"})
-    ts = await watched(harness)
+    ts = await harness.follow_job("ftjob-1", status="running")
 
     await harness.command("chart ftjob-1")  # where the job is followed: into its thread
     await harness.command("chart ftjob-1", channel="C2")  # elsewhere: a thread of its own

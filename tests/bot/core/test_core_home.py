@@ -13,13 +13,12 @@ import respx
 
 from bot.blocks.ids import Actions
 from bot.chat_interface import ChatError
-from bot.clock import FakeClock
 from bot.core.home import REFRESH_EVERY_S, HomeBuilder, HomeTab
 from bot.core.requests import ButtonClick
 from bot.core.tasks import Background
 from bot.store import SQLiteStore
-from client import NebiusClient
-from tests.bot.conftest import NEBIUS_KEY, NEBIUS_URL, RouterTransport
+from tests.bot.conftest import NEBIUS_KEY, mocked_nebius
+from tests.bot.fake_clock import FakeClock
 
 V0_MODELS = "https://nebius.test/v0/models"
 
@@ -86,13 +85,7 @@ async def world(
 ) -> AsyncIterator[dict[str, Any]]:
     neb = Nebius()
     neb.route(nebius_api)
-    client = NebiusClient(
-        NEBIUS_KEY,
-        NEBIUS_URL,
-        max_retries=0,
-        sleep=clock.sleep,
-        transport=RouterTransport(nebius_api),
-    )
+    client = mocked_nebius(nebius_api, clock)
     store = SQLiteStore(tmp_path / "bot.sqlite3")
     chat = LinkChat()
     yield {
@@ -141,7 +134,7 @@ def checkpoint(job_id: str, step: int, valid: float) -> dict:
 
 
 async def add(store: SQLiteStore, job_id: str, user: str, *, done: bool = False) -> None:
-    await store.add_watch(job_id, "C1", f"1700000000.{len(job_id):06d}", None, user)
+    await store.add_watch(job_id, "C1", f"1700000000.{len(job_id):06d}", user)
     if done:
         await store.update_watch(job_id, done=True, status="succeeded")
 

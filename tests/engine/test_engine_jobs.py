@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from engine import app as engine_app
 from tests.engine.conftest import CHAT_LINE, MODEL, Api, start_engine, wait_for
 
 
@@ -110,16 +109,8 @@ def test_the_worker_gets_a_spec_with_absolute_paths_and_the_hyperparameters(
 
 
 def test_a_file_not_processed_yet_answers_400_file_not_ready_yet(
-    engine_dir: Path, monkeypatch: pytest.MonkeyPatch
+    engine_dir: Path, validation_gate: threading.Event
 ) -> None:
-    gate = threading.Event()
-    real = engine_app.validate_dataset
-
-    def held(path, filename):
-        gate.wait(10)
-        return real(path, filename)
-
-    monkeypatch.setattr(engine_app, "validate_dataset", held)
     server = start_engine(engine_dir)
     try:
         api = Api(server.base_url)
@@ -129,11 +120,11 @@ def test_a_file_not_processed_yet_answers_400_file_not_ready_yet(
         error = response.json()["error"]
         assert "file not ready yet" in error["message"]
         assert error["param"] == "training_file"
-        gate.set()
+        validation_gate.set()
         wait_for(lambda: api.file(file_id)["status"] == "processed", "processing")
         assert api.create_job(training_file=file_id).status_code == 200
     finally:
-        gate.set()
+        validation_gate.set()
         server.stop()
 
 

@@ -4,22 +4,13 @@ table and examples as in Slack, as terminal text."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 import respx
-from pydantic import SecretStr
 
 from bot.backends import Backends
-from bot.clock import FakeClock
-from bot.config import BotSettings
-from bot.console import run_console
-from tests.bot.console.conftest import RecordingScreen
+from tests.bot.console.conftest import run
 
-NEBIUS_URL = "https://nebius.test/v1/"
-NEBIUS_KEY = "nebius-console-secret-78"
 CHECKPOINT_MODEL = "tiny-model:ft-1:ckpt-step-3"
 VALIDATION = b"".join(
     json.dumps(
@@ -28,23 +19,6 @@ VALIDATION = b"".join(
     + b"\n"
     for n in ("one", "two", "three")
 )
-
-
-@pytest.fixture
-def nebius() -> Iterator[respx.Router]:
-    with respx.mock(base_url=NEBIUS_URL, assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
-def backends(isolated_environment: Path) -> Backends:
-    settings = BotSettings(
-        nebius_api_key=NEBIUS_KEY,
-        nebius_base_url=NEBIUS_URL,
-        data_dir=isolated_environment,
-        database_path=isolated_environment / "bot.sqlite3",
-    )
-    return Backends(settings, NEBIUS_URL, SecretStr(NEBIUS_KEY))
 
 
 def engine_like_job(nebius: respx.Router) -> list[dict]:
@@ -105,18 +79,8 @@ async def test_compare_in_the_console_shows_progress_the_table_and_the_examples(
     backends: Backends, nebius: respx.Router
 ) -> None:
     asked = engine_like_job(nebius)
-    screen = RecordingScreen()
-    code = await run_console(
-        backends,
-        backends.settings.data_dir / "downloads",
-        ["/finetune compare ftjob-1 max_tokens=16"],
-        screen=screen,
-        clock=FakeClock(),
-        user_name="ada",
-    )
-    text = screen.text
+    code, text = await run(backends, "/finetune compare ftjob-1 max_tokens=16")
     assert code == 0, text
-    assert NEBIUS_KEY not in text
     # The best checkpoint's model against the base model, each with the limit asked for.
     assert sorted(b["model"] for b in asked) == sorted([CHECKPOINT_MODEL, "tiny-model"] * 3)
     assert {b["max_tokens"] for b in asked} == {16} and {b["temperature"] for b in asked} == {0}
@@ -136,15 +100,7 @@ async def test_compare_in_the_console_says_what_is_wrong_with_the_command(
     backends: Backends, nebius: respx.Router
 ) -> None:
     engine_like_job(nebius)
-    screen = RecordingScreen()
-    code = await run_console(
-        backends,
-        backends.settings.data_dir / "downloads",
-        ["/finetune compare", "/finetune compare ftjob-1 a.jsonl b.jsonl"],
-        screen=screen,
-        clock=FakeClock(),
-        user_name="ada",
-    )
+    code, text = await run(backends, "/finetune compare\n/finetune compare ftjob-1 a.jsonl b.jsonl")
     assert code == 0
-    assert "compare needs a job id." in screen.text
-    assert "compare takes a job id and at most one file, got 3 words" in screen.text
+    assert "compare needs a job id." in text
+    assert "compare takes a job id and at most one file, got 3 words" in text

@@ -10,21 +10,12 @@ import respx
 from bot.core.costs import Costs
 from bot.store import SQLiteStore
 from client import Job, NebiusClient
-from tests.bot.conftest import NEBIUS_KEY, NEBIUS_URL, RouterTransport
-
-REPORT = {
-    "file": "t",
-    "filename": "t.jsonl",
-    "role": "training",
-    "stats": {"tokens": {"total": 300_000}},
-}
+from tests.bot.conftest import NEBIUS_KEY, NEBIUS_URL, RouterTransport, remember_checked_upload
 
 
 async def stored(tmp_path: Path) -> SQLiteStore:
     store = SQLiteStore(tmp_path / "bot.sqlite3")
-    await store.claim_upload("F1", "C1", None, "train.jsonl", "U1")
-    await store.finish_upload("F1", sha256="abc", valid=True, fmt="chat", report=REPORT)
-    await store.remember_nebius_file("abc", "file-train", "train.jsonl", 10)
+    await remember_checked_upload(store)
     return store
 
 

@@ -10,7 +10,9 @@ import pytest
 import respx
 
 from bot.blocks.jobs import duplicate_request_message
+from bot.core.jobs import DUPLICATE_WINDOW_S
 from tests.bot.conftest import HarnessFactory
+from tests.bot.fake_clock import FakeClock
 from tests.bot.fake_slack import FakeSlack
 from tests.bot.harness import SlackHarness
 
@@ -23,26 +25,22 @@ JOB = {
     "status": "validating_files",
     "training_file": "file-train",
 }
+CREATE = f"create model={MODEL} training=train.jsonl"
 
 
 @pytest.fixture
-def valid_bytes(samples_dir: Path) -> bytes:
-    return (samples_dir / "sample_training_data.jsonl").read_bytes()
+async def training_file(
+    harness: SlackHarness, nebius_files: respx.Route, valid_bytes: bytes
+) -> None:
+    """train.jsonl (F1), shared in C1 and checked; Nebius takes it as file-train."""
+    await harness.upload("train.jsonl", valid_bytes)
 
 
 @pytest.fixture
-def nebius_files(nebius_api: respx.Router) -> respx.Route:
-    """Nebius accepts uploads and says each file is processed."""
-    nebius_api.get(url__regex=r"files/file-\w+$").respond(
-        json={"id": "file-train", "object": "file", "status": "processed"}
-    )
-    return nebius_api.post("files").respond(
-        json={"id": "file-train", "object": "file", "bytes": 10, "status": "uploaded"}
-    )
-
-
-async def shared(harness: SlackHarness, fake: FakeSlack, data: bytes, name="train.jsonl"):
-    await harness.share_file(fake.host_file("F1", name, data), ts="1700000000.000001")
+def create(training_file: None, nebius_api: respx.Router) -> respx.Route:
+    """The training file shared, and Nebius starts JOB when asked: the route, to count the
+    jobs started."""
+    return nebius_api.post("fine_tuning/jobs").respond(json=JOB)
 
 
 def sent_job(route: respx.Route) -> dict:
@@ -50,16 +48,9 @@ def sent_job(route: respx.Route) -> dict:
 
 
 async def test_create_inline_uploads_the_file_and_starts_the_job_in_a_thread(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    harness: SlackHarness, fake_slack: FakeSlack, nebius_files: respx.Route, create: respx.Route
 ) -> None:
-    await shared(harness, fake_slack, valid_bytes)
-    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
-
-    await harness.command(f"create model={MODEL} training=train.jsonl epochs=2 lora=true")
+    await harness.command(f"{CREATE} epochs=2 lora=true")
 
     assert nebius_files.call_count == 1
     assert b"XGenLens" in nebius_files.calls.last.request.content  # the file's own bytes
@@ -76,14 +67,8 @@ async def test_create_inline_uploads_the_file_and_starts_the_job_in_a_thread(
 
 
 async def test_the_thread_says_it_waits_for_nebius_to_process_the_file(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    harness: SlackHarness, create: respx.Route
 ) -> None:
-    await shared(harness, fake_slack, valid_bytes)
-    nebius_api.post("fine_tuning/jobs").respond(json=JOB)
     texts: list[str] = []
     real_update = harness.slack.chat.update
 
@@ -98,18 +83,11 @@ async def test_the_thread_says_it_waits_for_nebius_to_process_the_file(
 
 
 async def test_a_retried_command_creates_one_job(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    harness: SlackHarness, fake_slack: FakeSlack, create: respx.Route
 ) -> None:
-    await shared(harness, fake_slack, valid_bytes)
-    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
-
     # Slack delivers the same command (same trigger) twice.
-    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="trig-9")
-    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="trig-9")
+    await harness.command(CREATE, trigger_id="trig-9")
+    await harness.command(CREATE, trigger_id="trig-9")
 
     assert create.call_count == 1
     (eph,) = fake_slack.ephemerals_for("U1")
@@ -117,30 +95,18 @@ async def test_a_retried_command_creates_one_job(
 
 
 async def test_the_same_content_is_uploaded_to_nebius_once(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    harness: SlackHarness, nebius_files: respx.Route, create: respx.Route
 ) -> None:
-    await shared(harness, fake_slack, valid_bytes)
-    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
-
-    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="a")
-    await harness.command(f"create model={MODEL} training=train.jsonl epochs=1", trigger_id="b")
+    await harness.command(CREATE, trigger_id="a")
+    await harness.command(f"{CREATE} epochs=1", trigger_id="b")
 
     assert create.call_count == 2
     assert nebius_files.call_count == 1
 
 
 async def test_a_500_from_nebius_on_create_is_retried_into_one_job(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    harness: SlackHarness, nebius_api: respx.Router, training_file: None
 ) -> None:
-    await shared(harness, fake_slack, valid_bytes)
     create = nebius_api.post("fine_tuning/jobs").mock(
         side_effect=[httpx.Response(500, json={"detail": "boom"}), httpx.Response(200, json=JOB)]
     )
@@ -149,20 +115,15 @@ async def test_a_500_from_nebius_on_create_is_retried_into_one_job(
         json={"object": "list", "data": [], "has_more": False}
     )
 
-    await harness.command(f"create model={MODEL} training=train.jsonl")
+    await harness.command(CREATE)
 
     assert create.call_count == 2
     assert await harness.bot.store.watch("ftjob-7") is not None
 
 
 async def test_a_failure_is_reported_in_the_thread_with_the_hint(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router, training_file: None
 ) -> None:
-    await shared(harness, fake_slack, valid_bytes)
     nebius_api.post("fine_tuning/jobs").respond(
         400, json={"error": {"message": "model nope is not available", "type": "invalid"}}
     )
@@ -189,15 +150,11 @@ async def test_a_failure_is_reported_in_the_thread_with_the_hint(
 async def test_a_bad_request_names_what_is_wrong_and_starts_nothing(
     harness: SlackHarness,
     fake_slack: FakeSlack,
-    nebius_api: respx.Router,
     nebius_files: respx.Route,
-    valid_bytes: bytes,
+    create: respx.Route,
     words: str,
     expected: str,
 ) -> None:
-    await shared(harness, fake_slack, valid_bytes)
-    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
-
     await harness.command(f"create {words}")
 
     (eph,) = fake_slack.ephemerals_for("U1")
@@ -206,9 +163,9 @@ async def test_a_bad_request_names_what_is_wrong_and_starts_nothing(
 
 
 async def test_an_invalid_upload_cannot_be_used(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router
+    harness: SlackHarness, fake_slack: FakeSlack
 ) -> None:
-    await shared(harness, fake_slack, b"not json\n", name="bad.jsonl")
+    await harness.upload("bad.jsonl", b"not json\n")
     await harness.command(f"create model={MODEL} training=bad.jsonl")
     (eph,) = fake_slack.ephemerals_for("U1")
     assert "`bad.jsonl` has errors" in eph["text"]
@@ -219,7 +176,7 @@ async def test_an_unauthorised_user_cannot_create(
 ) -> None:
     harness = harness_factory(allowed_channels=frozenset({"CJOBS"}))
     create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
-    await harness.command(f"create model={MODEL} training=train.jsonl", channel="C1")
+    await harness.command(CREATE, channel="C1")
     (eph,) = fake_slack.ephemerals_for("U1")
     assert "jobs cannot be created or cancelled from this channel" in eph["text"]
     assert not create.called
@@ -235,12 +192,10 @@ async def test_wandb_logging_uses_the_bots_key_which_never_reaches_slack(
     from pydantic import SecretStr
 
     harness = harness_factory(wandb_api_key=SecretStr("wandb-secret-key"))
-    await shared(harness, fake_slack, valid_bytes)
+    await harness.upload("train.jsonl", valid_bytes)
     create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
 
-    await harness.command(
-        f"create model={MODEL} training=train.jsonl wandb_project=xgen wandb_name=run-1"
-    )
+    await harness.command(f"{CREATE} wandb_project=xgen wandb_name=run-1")
 
     assert sent_job(create)["integrations"] == [
         {
@@ -252,16 +207,9 @@ async def test_wandb_logging_uses_the_bots_key_which_never_reaches_slack(
 
 
 async def test_wandb_logging_without_a_configured_key_says_so_before_uploading(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    harness: SlackHarness, fake_slack: FakeSlack, nebius_files: respx.Route, create: respx.Route
 ) -> None:
-    await shared(harness, fake_slack, valid_bytes)
-    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
-
-    await harness.command(f"create model={MODEL} training=train.jsonl wandb_project=xgen")
+    await harness.command(f"{CREATE} wandb_project=xgen")
 
     assert create.call_count == 0 and nebius_files.call_count == 0
     texts = [m.text for m in fake_slack.messages.values()]
@@ -269,17 +217,10 @@ async def test_wandb_logging_without_a_configured_key_says_so_before_uploading(
 
 
 async def test_the_same_create_typed_twice_starts_one_job_and_points_at_the_first(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    harness: SlackHarness, fake_slack: FakeSlack, create: respx.Route
 ) -> None:
-    await shared(harness, fake_slack, valid_bytes)
-    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
-
     # Two separate commands (two triggers), the same content: `epochs=3` is the default.
-    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="a")
+    await harness.command(CREATE, trigger_id="a")
     await harness.command(f"create model={MODEL} training=F1 epochs=3", trigger_id="b")
 
     assert create.call_count == 1
@@ -297,20 +238,11 @@ async def test_the_same_create_typed_twice_starts_one_job_and_points_at_the_firs
 
 
 async def test_a_deliberately_different_request_still_starts_a_second_job(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    harness: SlackHarness, fake_slack: FakeSlack, create: respx.Route
 ) -> None:
-    await shared(harness, fake_slack, valid_bytes)
-    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
-
-    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="a")
-    await harness.command(f"create model={MODEL} training=train.jsonl seed=1", trigger_id="b")
-    await harness.command(
-        f"create model={MODEL} training=train.jsonl wandb_project=p", trigger_id="c"
-    )
+    await harness.command(CREATE, trigger_id="a")
+    await harness.command(f"{CREATE} seed=1", trigger_id="b")
+    await harness.command(f"{CREATE} wandb_project=p", trigger_id="c")
 
     # The third differs too (W&B) and gets as far as asking for the W&B key.
     assert create.call_count == 2
@@ -318,52 +250,29 @@ async def test_a_deliberately_different_request_still_starts_a_second_job(
 
 
 async def test_another_user_asking_for_the_same_job_is_not_refused(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    harness: SlackHarness, create: respx.Route
 ) -> None:
-    await shared(harness, fake_slack, valid_bytes)
-    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
-
-    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="a")
-    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="b", user="U2")
+    await harness.command(CREATE, trigger_id="a")
+    await harness.command(CREATE, trigger_id="b", user="U2")
 
     assert create.call_count == 2
 
 
 async def test_the_same_request_after_the_window_starts_a_new_job(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    harness: SlackHarness, create: respx.Route, clock: FakeClock
 ) -> None:
-    from bot.core.jobs import DUPLICATE_WINDOW_S
-
-    await shared(harness, fake_slack, valid_bytes)
-    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
-    now = [1_800_000_000.0]
-    harness.bot.store.now = lambda: now[0]
-
-    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="a")
-    now[0] += DUPLICATE_WINDOW_S - 1
-    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="b")
+    await harness.command(CREATE, trigger_id="a")
+    clock.advance(DUPLICATE_WINDOW_S - 1)
+    await harness.command(CREATE, trigger_id="b")
     assert create.call_count == 1
-    now[0] += 2
-    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="c")
+    clock.advance(2)
+    await harness.command(CREATE, trigger_id="c")
     assert create.call_count == 2
 
 
 async def test_a_request_that_failed_may_be_made_again_at_once(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    harness: SlackHarness, fake_slack: FakeSlack, nebius_api: respx.Router, training_file: None
 ) -> None:
-    await shared(harness, fake_slack, valid_bytes)
     create = nebius_api.post("fine_tuning/jobs").mock(
         side_effect=[
             httpx.Response(400, json={"error": {"message": "quota exceeded"}}),
@@ -371,8 +280,8 @@ async def test_a_request_that_failed_may_be_made_again_at_once(
         ]
     )
 
-    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="a")
-    await harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="b")
+    await harness.command(CREATE, trigger_id="a")
+    await harness.command(CREATE, trigger_id="b")
 
     assert create.call_count == 2
     assert await harness.bot.store.watch("ftjob-7") is not None
@@ -383,12 +292,11 @@ async def test_a_duplicate_of_a_request_still_being_started_is_refused(
     harness: SlackHarness,
     fake_slack: FakeSlack,
     nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    training_file: None,
+    clock: FakeClock,
 ) -> None:
     import asyncio
 
-    await shared(harness, fake_slack, valid_bytes)
     asked, release = asyncio.Event(), asyncio.Event()
 
     async def slow_create(request: httpx.Request) -> httpx.Response:
@@ -397,9 +305,7 @@ async def test_a_duplicate_of_a_request_still_being_started_is_refused(
         return httpx.Response(200, json=JOB)
 
     create = nebius_api.post("fine_tuning/jobs").mock(side_effect=slow_create)
-    first = asyncio.create_task(
-        harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="a")
-    )
+    first = asyncio.create_task(harness.command(CREATE, trigger_id="a"))
     await asyncio.wait_for(asked.wait(), timeout=10)
 
     async def release_once_refused() -> None:
@@ -408,9 +314,9 @@ async def test_a_duplicate_of_a_request_still_being_started_is_refused(
         release.set()
 
     # Long past the window, but the first request has no job yet: still a duplicate.
-    harness.bot.store.now = lambda: 4_000_000_000.0
+    clock.advance(100 * DUPLICATE_WINDOW_S)
     helper = asyncio.create_task(release_once_refused())
-    second = harness.command(f"create model={MODEL} training=train.jsonl", trigger_id="b")
+    second = harness.command(CREATE, trigger_id="b")
     await asyncio.wait_for(asyncio.gather(second, first, helper), timeout=20)
 
     assert create.call_count == 1
@@ -419,23 +325,14 @@ async def test_a_duplicate_of_a_request_still_being_started_is_refused(
 
 
 async def test_a_file_named_as_validation_gets_its_report_as_a_validation_file(
-    harness: SlackHarness,
-    fake_slack: FakeSlack,
-    nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
-    samples_dir: Path,
+    harness: SlackHarness, fake_slack: FakeSlack, create: respx.Route, samples_dir: Path
 ) -> None:
-    await shared(harness, fake_slack, valid_bytes)
     val = (samples_dir / "sample_validation_data.jsonl").read_bytes()
-    await harness.share_file(
-        fake_slack.host_file("F2", "val.jsonl", val), ts="1700000000.000002", event_id="Ev2"
-    )
+    await harness.upload("val.jsonl", val, file_id="F2", ts="1700000000.000002", event_id="Ev2")
     (report,) = fake_slack.thread("C1", "1700000000.000002")
     assert "no validation file" in json.dumps(report.blocks)
-    create = nebius_api.post("fine_tuning/jobs").respond(json=JOB)
 
-    await harness.command(f"create model={MODEL} training=train.jsonl validation=val.jsonl")
+    await harness.command(f"{CREATE} validation=val.jsonl")
 
     assert "validation_file" in sent_job(create)
     (report,) = fake_slack.thread("C1", "1700000000.000002")  # updated in place

@@ -11,9 +11,8 @@ import httpx
 import pytest
 import respx
 
-from client import NebiusClient
-from client.cli import finetune
-from tests.client.conftest import API_KEY, BASE_URL, FakeTime
+from tests.client.cli.conftest import run
+from tests.client.conftest import HOST_URL
 from tests.client.nebius_objects import (
     CHECKPOINT_IDS,
     HYPERPARAMETERS,
@@ -22,34 +21,14 @@ from tests.client.nebius_objects import (
     nebius_job,
 )
 
-ROOT = "https://nebius.test/"
 FULL_NAME = "meta-llama/Meta-Llama-3.1-8B-Instruct-LoRa:support-bot-JuNN"
 PATH = f"/v0/models/{FULL_NAME}"
 INFERENCE_BASE = "meta-llama/Meta-Llama-3.1-8B-Instruct"
 
 
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime) -> None:
-    monkeypatch.setenv("NEBIUS_API_KEY", API_KEY)
-    monkeypatch.setenv("NEBIUS_BASE_URL", BASE_URL)
-    monkeypatch.setattr(
-        finetune,
-        "build_client",
-        lambda: NebiusClient.from_env(sleep=fake_time.sleep, clock=fake_time.clock),
-    )
-
-
 @pytest.fixture
-def api() -> respx.MockRouter:
-    with respx.mock(base_url=ROOT, assert_all_called=False) as router:
-        yield router
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = finetune.main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err and API_KEY not in out + err
-    return code, out, err
+def api_root() -> str:
+    return HOST_URL  # deployments live under /v0, beside the /v1 calls
 
 
 def nebius_with_a_finished_job(api: respx.MockRouter, **job: object) -> None:

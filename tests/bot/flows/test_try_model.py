@@ -6,22 +6,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import respx
 
 from bot.blocks import Actions
 from tests.bot.fake_slack import FakeSlack
 from tests.bot.harness import SlackHarness
-from tests.bot.nebius_models import BASE, SYSTEM_PROMPT, FakeModels
-
-FULL_NAME = f"{BASE}-LoRa:demo-1-step10-Ab1d"
-
-
-@pytest.fixture
-def models(nebius_api: respx.Router) -> FakeModels:
-    fake = FakeModels()
-    fake.route(nebius_api)
-    return fake
+from tests.bot.nebius_models import BASE, FULL_NAME, SYSTEM_PROMPT, FakeModels
 
 
 def side_by_side(fake_slack: FakeSlack) -> list[dict]:

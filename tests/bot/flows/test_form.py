@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import respx
@@ -11,10 +10,10 @@ from pydantic import SecretStr
 
 from bot.backends import Backends
 from bot.blocks import Actions
-from bot.clock import FakeClock
 from bot.config import BotSettings
 from bot.slack.app import build_slack_bot
 from tests.bot.conftest import NEBIUS_KEY, NEBIUS_URL, HarnessFactory, RouterTransport
+from tests.bot.fake_clock import FakeClock
 from tests.bot.fake_slack import FakeSlack
 from tests.bot.harness import SlackHarness
 
@@ -23,20 +22,18 @@ JOB = {"id": "ftjob-8", "object": "fine_tuning.job", "model": MODEL, "status": "
 
 
 @pytest.fixture
-def valid_bytes(samples_dir: Path) -> bytes:
-    return (samples_dir / "sample_training_data.jsonl").read_bytes()
-
-
-@pytest.fixture
-def nebius(nebius_api: respx.Router) -> respx.Router:
+def nebius(nebius_api: respx.Router, nebius_files: respx.Route) -> respx.Router:
+    """Nebius lists two models and takes uploads."""
     nebius_api.get("models").respond(
         json={"object": "list", "data": [{"id": MODEL}, {"id": "Qwen/Qwen3-4B"}]}
     )
-    nebius_api.get(url__regex=r"files/file-\w+$").respond(
-        json={"id": "file-train", "object": "file", "status": "processed"}
-    )
-    nebius_api.post("files").respond(json={"id": "file-train", "object": "file"})
     return nebius_api
+
+
+@pytest.fixture
+def create(nebius: respx.Router) -> respx.Route:
+    """Nebius starts JOB when asked: the route, to count the jobs started."""
+    return nebius.post("fine_tuning/jobs").respond(json=JOB)
 
 
 class EmbeddedEngine:
@@ -88,17 +85,22 @@ def answers(**values: str) -> dict:
     return state
 
 
-async def share(harness: SlackHarness, fake: FakeSlack, data: bytes) -> None:
-    await harness.share_file(fake.host_file("F1", "train.jsonl", data), ts="1700000000.000001")
+async def form_of_a_shared_file(harness: SlackHarness, data: bytes) -> dict:
+    """train.jsonl (F1) shared and checked, then its Fine-tune button clicked: the form."""
+    await harness.upload("train.jsonl", data)
+    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
+    return opened_view(harness.fake)
+
+
+@pytest.fixture
+async def view(harness: SlackHarness, nebius: respx.Router, valid_bytes: bytes) -> dict:
+    """The form opened from the button of a shared training file."""
+    return await form_of_a_shared_file(harness, valid_bytes)
 
 
 async def test_the_button_opens_the_form_with_the_file_chosen(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+    fake_slack: FakeSlack, view: dict
 ) -> None:
-    await share(harness, fake_slack, valid_bytes)
-    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
-
-    view = opened_view(fake_slack)
     assert fake_slack.calls_to("views.open")[0].args["trigger_id"] == "T-trigger-2"
     assert block(view, "training")["element"]["initial_option"]["value"] == "F1"
     models = [o["value"] for o in block(view, "model")["element"]["options"]]
@@ -116,7 +118,7 @@ async def test_the_button_opens_the_form_with_the_file_chosen(
 async def test_use_as_validation_file_presets_the_validation_file(
     harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
 ) -> None:
-    await share(harness, fake_slack, valid_bytes)
+    await harness.upload("train.jsonl", valid_bytes)
     await harness.click(Actions.USE_AS_VALIDATION, "F1")
     view = opened_view(fake_slack)
     assert block(view, "validation")["element"]["initial_option"]["value"] == "F1"
@@ -130,13 +132,8 @@ async def test_a_bare_create_opens_the_form(
 
 
 async def test_bad_values_come_back_as_errors_on_their_fields(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+    harness: SlackHarness, view: dict, create: respx.Route
 ) -> None:
-    await share(harness, fake_slack, valid_bytes)
-    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
-    view = opened_view(fake_slack)
-    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
-
     response = await harness.submit_view(
         view, answers(model=MODEL, training="F1", n_epochs="0", learning_rate="abc", seed="-1")
     )
@@ -150,12 +147,8 @@ async def test_bad_values_come_back_as_errors_on_their_fields(
 
 
 async def test_a_good_submission_starts_one_job_even_if_submitted_twice(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+    harness: SlackHarness, view: dict, create: respx.Route
 ) -> None:
-    await share(harness, fake_slack, valid_bytes)
-    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
-    view = opened_view(fake_slack)
-    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
     values = answers(model=MODEL, training="F1", validation="none", n_epochs="2", lora="true")
 
     first = await harness.submit_view(view, values)
@@ -190,12 +183,8 @@ async def test_without_the_model_list_the_form_asks_for_a_model_id(
 
 
 async def test_two_forms_submitted_with_the_same_answers_start_one_job(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+    harness: SlackHarness, fake_slack: FakeSlack, view: dict, create: respx.Route
 ) -> None:
-    await share(harness, fake_slack, valid_bytes)
-    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
-    view = opened_view(fake_slack)
-    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
     values = answers(model=MODEL, training="F1", n_epochs="2")
 
     # Two clicks opened two modals (two view ids); both are filled in the same way.
@@ -224,13 +213,8 @@ async def test_the_form_has_optional_wandb_fields_and_never_asks_for_a_key(
 
 
 async def test_a_wandb_project_without_a_configured_key_is_an_error_on_its_field(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+    harness: SlackHarness, fake_slack: FakeSlack, view: dict, create: respx.Route
 ) -> None:
-    await share(harness, fake_slack, valid_bytes)
-    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
-    view = opened_view(fake_slack)
-    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
-
     response = await harness.submit_view(
         view, answers(model=MODEL, training="F1", wandb_project="xgen")
     )
@@ -244,14 +228,10 @@ async def test_a_wandb_project_without_a_configured_key_is_an_error_on_its_field
 
 
 async def test_a_wandb_run_name_without_a_project_is_an_error_on_the_run_name(
-    harness_factory: HarnessFactory, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+    harness_factory: HarnessFactory, nebius: respx.Router, valid_bytes: bytes
 ) -> None:
-    from pydantic import SecretStr
-
     harness = harness_factory(wandb_api_key=SecretStr("wandb-secret-key"))
-    await share(harness, fake_slack, valid_bytes)
-    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
-    view = opened_view(fake_slack)
+    view = await form_of_a_shared_file(harness, valid_bytes)
 
     response = await harness.submit_view(view, answers(model=MODEL, training="F1", wandb_name="r"))
 
@@ -261,16 +241,11 @@ async def test_a_wandb_run_name_without_a_project_is_an_error_on_the_run_name(
 
 
 async def test_wandb_fields_go_to_nebius_with_the_bots_key(
-    harness_factory: HarnessFactory, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+    harness_factory: HarnessFactory, fake_slack: FakeSlack, create: respx.Route, valid_bytes: bytes
 ) -> None:
-    from pydantic import SecretStr
-
     harness = harness_factory(wandb_api_key=SecretStr("wandb-secret-key"))
-    await share(harness, fake_slack, valid_bytes)
-    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
-    view = opened_view(fake_slack)
+    view = await form_of_a_shared_file(harness, valid_bytes)
     assert "WANDB_API_KEY" not in json.dumps(view["blocks"])  # configured: nothing to ask
-    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
 
     response = await harness.submit_view(
         view,
@@ -300,13 +275,8 @@ async def test_wandb_fields_go_to_nebius_with_the_bots_key(
 
 
 async def test_what_nebius_refuses_comes_back_on_each_field(
-    harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+    harness: SlackHarness, nebius: respx.Router, view: dict, create: respx.Route
 ) -> None:
-    await share(harness, fake_slack, valid_bytes)
-    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
-    view = opened_view(fake_slack)
-    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
-
     response = await harness.submit_view(
         view,
         answers(
@@ -336,15 +306,12 @@ async def test_what_nebius_refuses_comes_back_on_each_field(
 
 
 async def test_on_the_local_engine_the_form_shows_and_checks_the_engines_ranges(
-    local_harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
+    local_harness: SlackHarness, create: respx.Route, valid_bytes: bytes
 ) -> None:
     harness = local_harness
-    await share(harness, fake_slack, valid_bytes)
-    await harness.click(Actions.FINETUNE_WITH_FILE, "F1")
-    view = opened_view(fake_slack)
+    view = await form_of_a_shared_file(harness, valid_bytes)
     hint = block(view, "context_length")["hint"]["text"]
     assert hint == "Allowed on the local engine: [8, 131072]"
-    create = nebius.post("fine_tuning/jobs").respond(json=JOB)
 
     refused = await harness.submit_view(
         view, answers(model=MODEL, training="F1", weight_decay="2"), view_id="V1"
@@ -363,7 +330,7 @@ async def test_on_the_local_engine_the_form_shows_and_checks_the_engines_ranges(
 async def test_the_inline_create_names_the_refused_field_before_any_upload(
     local_harness: SlackHarness, fake_slack: FakeSlack, nebius: respx.Router, valid_bytes: bytes
 ) -> None:
-    await share(local_harness, fake_slack, valid_bytes)
+    await local_harness.upload("train.jsonl", valid_bytes)
     await local_harness.command(f"create model={MODEL} training=train.jsonl lora_dropout=1")
     (eph,) = fake_slack.ephemerals_for("U1")
     assert "lora_dropout must be in [0, 1) on the local engine (got 1)" in eph["text"]

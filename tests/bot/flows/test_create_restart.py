@@ -38,21 +38,6 @@ def job(job_id: str = "ftjob-7", **changes: object) -> dict:
 
 
 @pytest.fixture
-def valid_bytes(samples_dir: Path) -> bytes:
-    return (samples_dir / "sample_training_data.jsonl").read_bytes()
-
-
-@pytest.fixture
-def nebius_files(nebius_api: respx.Router) -> respx.Route:
-    nebius_api.get(url__regex=r"files/file-\w+$").respond(
-        json={"id": "file-train", "object": "file", "status": "processed"}
-    )
-    return nebius_api.post("files").respond(
-        json={"id": "file-train", "object": "file", "bytes": 10, "status": "uploaded"}
-    )
-
-
-@pytest.fixture
 def watched_job(nebius_api: respx.Router) -> None:
     """What the watcher asks about the job once it follows it."""
     nebius_api.get("fine_tuning/jobs/ftjob-7").respond(json=job())
@@ -112,8 +97,19 @@ def buttons(message: PostedMessage) -> list[dict]:
     return [e for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
 
 
-async def share(harness: SlackHarness, fake: FakeSlack, data: bytes) -> None:
-    await harness.share_file(fake.host_file("F1", "train.jsonl", data), ts="1700000000.000001")
+@pytest.fixture
+async def create(
+    harness: SlackHarness,
+    nebius_api: respx.Router,
+    nebius_files: respx.Route,
+    valid_bytes: bytes,
+) -> Nebius:
+    """train.jsonl shared in C1 and checked; Nebius's create call is the one whose answer
+    never comes."""
+    await harness.upload("train.jsonl", valid_bytes)
+    create = Nebius()
+    nebius_api.post("fine_tuning/jobs").mock(side_effect=create)
+    return create
 
 
 async def test_a_job_created_before_the_crash_is_found_and_followed_after_the_restart(
@@ -121,13 +117,9 @@ async def test_a_job_created_before_the_crash_is_found_and_followed_after_the_re
     harness_factory: HarnessFactory,
     fake_slack: FakeSlack,
     nebius_api: respx.Router,
-    nebius_files: respx.Route,
     watched_job: None,
-    valid_bytes: bytes,
+    create: Nebius,
 ) -> None:
-    await share(harness, fake_slack, valid_bytes)
-    create = Nebius()
-    nebius_api.post("fine_tuning/jobs").mock(side_effect=create)
     listed = nebius_api.get("fine_tuning/jobs").respond(
         json={"object": "list", "data": [job()], "has_more": False}
     )
@@ -160,14 +152,10 @@ async def test_a_job_of_another_thread_is_not_taken_for_the_interrupted_one(
     harness_factory: HarnessFactory,
     fake_slack: FakeSlack,
     nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    create: Nebius,
 ) -> None:
-    await share(harness, fake_slack, valid_bytes)
     # Someone else's job, same file and model, followed in its own thread.
-    await harness.bot.store.add_watch("ftjob-other", "C1", "1700000000.000555", None, "U2")
-    create = Nebius()
-    nebius_api.post("fine_tuning/jobs").mock(side_effect=create)
+    await harness.bot.store.add_watch("ftjob-other", "C1", "1700000000.000555", "U2")
     other = {"object": "list", "data": [job("ftjob-other")], "has_more": False}
     nebius_api.get("fine_tuning/jobs").respond(json=other)
     await crash_during(harness, create)
@@ -185,12 +173,8 @@ async def test_no_job_from_the_interrupted_create_offers_one_start_again(
     harness_factory: HarnessFactory,
     fake_slack: FakeSlack,
     nebius_api: respx.Router,
-    nebius_files: respx.Route,
-    valid_bytes: bytes,
+    create: Nebius,
 ) -> None:
-    await share(harness, fake_slack, valid_bytes)
-    create = Nebius()
-    nebius_api.post("fine_tuning/jobs").mock(side_effect=create)
     nebius_api.get("fine_tuning/jobs").respond(json=EMPTY)
     await crash_during(harness, create)
 
@@ -229,7 +213,7 @@ async def test_a_start_interrupted_while_uploading_is_offered_again_without_aski
     nebius_api: respx.Router,
     valid_bytes: bytes,
 ) -> None:
-    await share(harness, fake_slack, valid_bytes)
+    await harness.upload("train.jsonl", valid_bytes)
     upload = Nebius()
     nebius_api.post("files").mock(side_effect=upload)
     create = nebius_api.post("fine_tuning/jobs").respond(json=job())
@@ -259,13 +243,9 @@ async def test_when_nebius_cannot_be_asked_it_says_so_and_offers_nothing_blind(
     harness_factory: HarnessFactory,
     fake_slack: FakeSlack,
     nebius_api: respx.Router,
-    nebius_files: respx.Route,
     watched_job: None,
-    valid_bytes: bytes,
+    create: Nebius,
 ) -> None:
-    await share(harness, fake_slack, valid_bytes)
-    create = Nebius()
-    nebius_api.post("fine_tuning/jobs").mock(side_effect=create)
     listed = nebius_api.get("fine_tuning/jobs").respond(503, json={"detail": "down"})
     await crash_during(harness, create)
 
@@ -295,7 +275,7 @@ async def test_the_wandb_key_is_never_stored_and_is_read_again_to_start_again(
 ) -> None:
     key = SecretStr("wandb-secret-key")
     harness = harness_factory(wandb_api_key=key)
-    await share(harness, fake_slack, valid_bytes)
+    await harness.upload("train.jsonl", valid_bytes)
     create = Nebius()
     nebius_api.post("fine_tuning/jobs").mock(side_effect=create)
     nebius_api.get("fine_tuning/jobs").respond(json=EMPTY)
@@ -322,7 +302,7 @@ async def test_a_start_still_running_in_this_process_is_left_alone(
     nebius_files: respx.Route,
     valid_bytes: bytes,
 ) -> None:
-    await share(harness, fake_slack, valid_bytes)
+    await harness.upload("train.jsonl", valid_bytes)
     asked, release = asyncio.Event(), asyncio.Event()
 
     async def slow(request: httpx.Request) -> httpx.Response:

@@ -5,69 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import respx
-from pydantic import SecretStr
 
 from bot.backends import Backends
 from bot.chat_interface import Message
-from bot.clock import FakeClock
-from bot.config import BotSettings
-from bot.console import run_console
 from bot.console.loop import Console, ScriptInput
 from bot.console.terminal_chat import CHANNEL, ConsoleChat
-from tests.bot.console.conftest import RecordingScreen
-
-NEBIUS_URL = "https://nebius.test/v1/"
-NEBIUS_KEY = "nebius-console-secret-77"
-
-
-def job(status: str = "running", **changes) -> dict:
-    return {
-        "id": "ftjob-1",
-        "object": "fine_tuning.job",
-        "model": "tiny-model",
-        "status": status,
-        "training_file": "file-1",
-        "trained_steps": 2,
-        "total_steps": 8,
-    } | changes
-
-
-@pytest.fixture
-def nebius() -> Iterator[respx.Router]:
-    with respx.mock(base_url=NEBIUS_URL, assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
-def backends(isolated_environment: Path) -> Backends:
-    settings = BotSettings(
-        nebius_api_key=NEBIUS_KEY,
-        nebius_base_url=NEBIUS_URL,
-        data_dir=isolated_environment,
-        database_path=isolated_environment / "bot.sqlite3",
-    )
-    return Backends(settings, NEBIUS_URL, SecretStr(NEBIUS_KEY))
-
-
-async def run(backends: Backends, script: str, clock: FakeClock | None = None) -> tuple[int, str]:
-    screen = RecordingScreen()
-    downloads = backends.settings.data_dir / "downloads"
-    code = await run_console(
-        backends,
-        downloads,
-        script.splitlines(),
-        screen=screen,
-        clock=clock or FakeClock(),
-        user_name="ada",
-    )
-    assert NEBIUS_KEY not in screen.text
-    return code, screen.text
+from tests.bot.console.conftest import RecordingScreen, job, run
+from tests.bot.fake_clock import FakeClock
 
 
 async def test_an_uploaded_sample_gets_its_report_in_the_thread_of_the_upload(
@@ -253,24 +202,38 @@ async def test_each_line_reaches_the_core_as_the_slack_listener_hands_it_over(
     assert len(triggers) == 2
 
 
-async def test_the_create_form_is_asked_as_prompts_and_wrong_fields_are_asked_again(
-    backends: Backends, nebius: respx.Router, samples_dir: Path
-) -> None:
+@pytest.fixture
+def create(nebius: respx.Router) -> respx.Route:
+    """Nebius lists tiny-model, takes an upload as file-1 (processed at once) and starts
+    ftjob-1, queued, with no events yet; the route that starts it, to count the jobs."""
     nebius.get("models").respond(json={"object": "list", "data": [{"id": "tiny-model"}]})
     nebius.post("files").respond(json={"id": "file-1", "object": "file", "status": "processed"})
     nebius.get("files/file-1").respond(json={"id": "file-1", "status": "processed"})
-    create = nebius.post("fine_tuning/jobs").respond(json=job("queued"))
     nebius.get("fine_tuning/jobs/ftjob-1").respond(json=job("queued"))
     nebius.get("fine_tuning/jobs/ftjob-1/events").respond(
         json={"object": "list", "data": [], "has_more": False}
     )
-    advanced = ["0", "", "", "", "", "", "", "", "1", "", "", ""]  # epochs 0, then LoRA on
-    script = [
+    return nebius.post("fine_tuning/jobs").respond(json=job("queued"))
+
+
+def the_form_of_the_uploaded_sample(samples_dir: Path) -> list[str]:
+    """Script lines: upload the sample, click its Fine-tune button, and in the form choose the
+    first model, keep the file clicked and give no validation file."""
+    return [
         f"upload {samples_dir / 'sample_training_data.jsonl'}",
         "click Fine-tune with this file",
         "1",  # the model
         "",  # the training file: the one clicked
         "",  # no validation file
+    ]
+
+
+async def test_the_create_form_is_asked_as_prompts_and_wrong_fields_are_asked_again(
+    backends: Backends, create: respx.Route, samples_dir: Path
+) -> None:
+    advanced = ["0", "", "", "", "", "", "", "", "1", "", "", ""]  # epochs 0, then LoRA on
+    script = [
+        *the_form_of_the_uploaded_sample(samples_dir),
         *advanced,
         "7",  # seed
         "",  # suffix
@@ -295,22 +258,10 @@ async def test_the_create_form_is_asked_as_prompts_and_wrong_fields_are_asked_ag
 
 
 async def test_a_wandb_project_without_the_bots_key_is_asked_again_in_the_form(
-    backends: Backends, nebius: respx.Router, samples_dir: Path
+    backends: Backends, create: respx.Route, samples_dir: Path
 ) -> None:
-    nebius.get("models").respond(json={"object": "list", "data": [{"id": "tiny-model"}]})
-    nebius.post("files").respond(json={"id": "file-1", "object": "file", "status": "processed"})
-    nebius.get("files/file-1").respond(json={"id": "file-1", "status": "processed"})
-    create = nebius.post("fine_tuning/jobs").respond(json=job("queued"))
-    nebius.get("fine_tuning/jobs/ftjob-1").respond(json=job("queued"))
-    nebius.get("fine_tuning/jobs/ftjob-1/events").respond(
-        json={"object": "list", "data": [], "has_more": False}
-    )
     script = [
-        f"upload {samples_dir / 'sample_training_data.jsonl'}",
-        "click Fine-tune with this file",
-        "1",  # the model
-        "",  # the training file: the one clicked
-        "",  # no validation file
+        *the_form_of_the_uploaded_sample(samples_dir),
         *[""] * 14,  # the Advanced defaults, seed and suffix
         "xgen",  # W&B project: but the bot has no W&B key
         "",
@@ -348,15 +299,8 @@ async def test_use_as_validation_file_shows_the_report_again_as_a_validation_fil
 
 
 async def test_the_same_create_typed_twice_starts_one_job(
-    backends: Backends, nebius: respx.Router, samples_dir: Path
+    backends: Backends, create: respx.Route, samples_dir: Path
 ) -> None:
-    nebius.post("files").respond(json={"id": "file-1", "object": "file", "status": "processed"})
-    nebius.get("files/file-1").respond(json={"id": "file-1", "status": "processed"})
-    create = nebius.post("fine_tuning/jobs").respond(json=job("queued"))
-    nebius.get("fine_tuning/jobs/ftjob-1").respond(json=job("queued"))
-    nebius.get("fine_tuning/jobs/ftjob-1/events").respond(
-        json={"object": "list", "data": [], "has_more": False}
-    )
     line = "/finetune create model=tiny-model training=sample_training_data.jsonl epochs=2"
     script = [f"upload {samples_dir / 'sample_training_data.jsonl'}", line, line]
     code, text = await run(backends, "\n".join(script))
@@ -367,9 +311,7 @@ async def test_the_same_create_typed_twice_starts_one_job(
     assert "it is job ftjob-1" in second
 
 
-async def test_cancel_in_a_form_sends_nothing(backends: Backends, nebius: respx.Router) -> None:
-    nebius.get("models").respond(json={"object": "list", "data": [{"id": "tiny-model"}]})
-    create = nebius.post("fine_tuning/jobs").respond(json=job("queued"))
+async def test_cancel_in_a_form_sends_nothing(backends: Backends, create: respx.Route) -> None:
     code, text = await run(backends, "/finetune create\ncancel\n")
     assert code == 0
     assert "Fine-tune a model: cancelled, nothing was sent." in text
