@@ -276,6 +276,9 @@ class Watcher:
             if watch.done:  # its summary had reached the thread before the restart
                 self._states.pop(watch.job_id, None)
                 return
+        # What this poll reads is shown only while the lease it was read under holds: a card
+        # sent late, after another process took the watch, would put an older state back.
+        epoch = self.store.lease_epoch
         # The slots bound concurrent Nebius requests only; waiting on Slack holds none.
         async with self._slots:
             try:
@@ -290,7 +293,7 @@ class Watcher:
                     )
                 ]
         if job is None:
-            await self.chat.update(card, job_gone_message(watch.job_id))
+            await self._show_card(card, job_gone_message(watch.job_id), epoch)
             await self.store.update_watch(watch.job_id, status="gone", done=True)
             return
         # The channel's notify mode chooses which events are posted (bot.core.notify).
@@ -299,7 +302,6 @@ class Watcher:
         for reply in posts.replies:
             # In order, one at a time: the next waits until the store has this one as posted.
             meta = reply.metadata or {}
-            epoch = self.store.lease_epoch
             entry = await self.store.outbox_intent(
                 watch.job_id,
                 "events",
@@ -323,7 +325,7 @@ class Watcher:
         ):
             cost = await self.costs.card_text(job)
             links = await job_links(self.store, job.id)
-            await self.chat.update(card, job_card_message(job, cost=cost, links=links))
+            await self._show_card(card, job_card_message(job, cost=cost, links=links), epoch)
             state.card_shown_at = now
             state.shown = shown
         if job.status != state.status:
@@ -332,28 +334,25 @@ class Watcher:
             if self.on_status_change is not None:
                 self.on_status_change(watch)
         if job.is_terminal:
-            await self._finish(watch, job, thread)
+            await self._finish(watch, job, thread, epoch)
             return
         state.due = now + self.poll_s.get(job.status, DEFAULT_POLL_S)
 
-    async def _finish(self, watch: Watch, job: Job, thread: MessageRef) -> None:
+    async def _finish(self, watch: Watch, job: Job, thread: MessageRef, epoch: int) -> None:
         checkpoints = []
         if job.status == "succeeded":
             checkpoints = await self.nebius.list_checkpoints(job.id)
         costs = await self.costs.for_job(job)
-        await self.chat.update(
-            MessageRef(watch.channel, watch.thread_ts),
-            job_card_message(
-                job,
-                cost=costs.card_text() if costs else None,
-                links=await job_links(self.store, job.id),
-            ),
+        final_card = job_card_message(
+            job,
+            cost=costs.card_text() if costs else None,
+            links=await job_links(self.store, job.id),
         )
+        await self._show_card(MessageRef(watch.channel, watch.thread_ts), final_card, epoch)
         # The loss chart, once, before the summary (bot.core.charts).
-        fence = functools.partial(self._fence, self.store.lease_epoch)
+        fence = functools.partial(self._fence, epoch)
         await chart_at_end(self.store, self.chat, self.nebius, watch, job, checkpoints, fence=fence)
         mention = summary_mention(await channel_mode(self.store, watch.channel), job, watch.user_id)
-        epoch = self.store.lease_epoch
         entry = await self.store.outbox_intent(job.id, "summary", watch.channel, thread.ts)
         state = self._states.setdefault(job.id, _State())
         summary = job_summary_message(
@@ -367,6 +366,16 @@ class Watcher:
         """Whether a post recorded in lease epoch `epoch` may go out now: the lease is fresh,
         and has not lapsed since (a lapse may have let another process take the watch)."""
         return self.store.lease_epoch == epoch and self.store.lease_fresh()
+
+    async def _show_card(self, card: MessageRef, message: Message, epoch: int) -> None:
+        """Updates the job's card with what was read in lease epoch `epoch`; PostFenced, with
+        nothing sent, when that lease grew too old meanwhile (the holder shows its own)."""
+        fence = post_fence.set(lambda: self._fence(epoch))
+        try:
+            check_post_fence()  # and again in a chat that waits before sending (Slack's)
+            await self.chat.update(card, message)
+        finally:
+            post_fence.reset(fence)
 
     async def _post(self, entry: OutboxEntry, message: Message, state: _State, epoch: int) -> None:
         """Posts one outbox entry and records the outcome; PostFenced, with the entry

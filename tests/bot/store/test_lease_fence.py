@@ -100,6 +100,53 @@ async def test_a_stalled_process_drops_a_post_that_waited_past_its_lease(
     assert len(replies) == 2 and "step 2" in replies[1] and "step 1" not in replies[1]
 
 
+class HeldUpdate:
+    """The Slack chat, whose card updates wait until the test lets them go (as on a host that
+    stalls between reading a job and showing it)."""
+
+    def __init__(self, chat: SlackChat) -> None:
+        self.chat = chat
+        self.updating = asyncio.Event()
+        self.go = asyncio.Event()
+
+    def __getattr__(self, name: str):
+        return getattr(self.chat, name)
+
+    async def update(self, ref: MessageRef, message: Message) -> None:
+        self.updating.set()
+        await self.go.wait()
+        await self.chat.update(ref, message)
+
+
+async def test_a_stalled_process_does_not_put_an_older_card_back_after_a_takeover(
+    two_processes: TwoProcesses,
+    world: dict,
+    fake_slack: FakeSlack,
+    clock: FakeClock,
+    nebius_jobs: FakeJobs,
+) -> None:
+    stalled, other, ts = two_processes
+    held = HeldUpdate(world["chat"])
+    first = Watcher(stalled, held, world["nebius"], clock=clock)
+    second = Watcher(other, world["chat"], world["nebius"], clock=clock)
+
+    # The stalled process read the job running, and stalls before showing it on the card.
+    polling = asyncio.create_task(first.poll_due())
+    await asyncio.wait_for(held.updating.wait(), 10)
+    # Meanwhile the job ends; the other process takes the watch over and shows the end.
+    nebius_jobs.jobs["job-1"]["status"] = "succeeded"
+    lapse(clock, other)
+    await second.poll_due()
+    card = fake_slack.messages[("C1", ts)]
+    assert "succeeded" in card.text
+    shown = card.updates
+    held.go.set()
+    await asyncio.wait_for(polling, 10)
+
+    assert card.updates == shown and "succeeded" in card.text  # not "running" again
+    assert first.fenced == 1
+
+
 async def test_a_stalled_process_on_its_own_posts_the_dropped_events_once_renewed(
     store: Store, watch_job: WatchJob, world: dict, fake_slack: FakeSlack, clock: FakeClock
 ) -> None:
