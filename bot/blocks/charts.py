@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.blocks.common import button, clip, section
+from bot.blocks.common import button, clip, text_message
 from bot.blocks.ids import Actions
 from bot.chat_interface import Message
 from client import Job
@@ -50,15 +50,15 @@ def chart_unavailable_message(curve: LossCurve, sparkline: str | None, problem: 
     """No PNG (matplotlib missing, say): the sparkline says what it can."""
     head = f":chart_with_downwards_trend: Loss of job `{curve.job_id}` (no chart: {problem})"
     text = clip("\n".join([head, *_lines(curve, sparkline)]), COMMENT_CHARS)
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def chart_requested_message(job_id: str, user: str) -> Message:
     """The parent of a chart asked for outside the job's own thread."""
     text = f":chart_with_downwards_trend: <@{user}> asked for the loss chart of job `{job_id}`."
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def chart_busy_message(job_id: str) -> Message:
     text = f"The loss chart of job `{job_id}` is being drawn already; it comes in a moment."
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)

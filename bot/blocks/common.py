@@ -51,6 +51,11 @@ def actions(*elements: dict[str, Any]) -> dict[str, Any]:
     return {"type": "actions", "elements": list(elements)}
 
 
+def text_message(text: str) -> Message:
+    """A message that is one section of text (and the same text for notifications)."""
+    return Message(text=text, blocks=[section(text)])
+
+
 def hinted_message(text: str, hint: str | None, metadata: dict[str, Any] | None = None) -> Message:
     """What happened, and under it what to do about it (`hint`, when there is one)."""
     blocks = [section(text)]

@@ -15,6 +15,7 @@ from bot.blocks.common import (
     context,
     hinted_message,
     section,
+    text_message,
 )
 from bot.blocks.ids import Actions
 from bot.chat_interface import Message
@@ -150,7 +151,7 @@ def compare_busy_message(job_id: str, link: str | None, channel: str | None) -> 
         f":hourglass_flowing_sand: A comparison of job `{job_id}` is already running{where}. "
         "Wait for its results, or press its Cancel button to start another."
     )
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def compare_not_ready_message(job_id: str, problem: str, what_to_do: str) -> Message:
@@ -169,7 +170,7 @@ def compare_gone_message() -> Message:
         "That comparison is no longer running (it finished, or the bot restarted since); "
         "nothing to cancel."
     )
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def compare_button(job_id: str) -> dict[str, Any]:

@@ -7,7 +7,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.blocks.common import actions, button, clip, code_block, context, hinted_message, section
+from bot.blocks.common import (
+    actions,
+    button,
+    clip,
+    code_block,
+    context,
+    hinted_message,
+    section,
+    text_message,
+)
 from bot.blocks.compare import compare_button
 from bot.blocks.ids import Actions, Views
 from bot.chat_interface import Message
@@ -30,7 +39,7 @@ UNDEPLOY_CONFIRM = {
 
 def note_message(text: str) -> Message:
     """A short answer to whoever asked (why nothing was deployed or tried)."""
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def deploy_button(job_id: str, checkpoint_id: str = "", *, label: str = "Deploy") -> dict:
@@ -136,7 +145,7 @@ def already_deployed_message(stored: StoredDeployment) -> Message:
             f"Checkpoint `{stored.checkpoint_id}` of job `{stored.job_id}` is already being "
             f"deployed ({stored.state}); its thread follows it."
         )
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def full_fine_tune_text(job_id: str) -> str:
@@ -197,12 +206,12 @@ def undeploy_confirm_message(deployment: Deployment) -> Message:
 
 def undeployed_message(full_name: str, user: str) -> Message:
     text = f":wastebasket: <@{user}> deleted custom model `{full_name}`."
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def already_undeployed_message(full_name: str) -> Message:
     text = f"Custom model `{full_name}` is already gone; nothing to delete."
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 # ---------------------------------------------------------------------- Try it

@@ -16,6 +16,7 @@ from bot.blocks.common import (
     context,
     hinted_message,
     section,
+    text_message,
 )
 from bot.blocks.compare import compare_button
 from bot.blocks.cost import cost_field
@@ -121,7 +122,7 @@ def job_card_message(
 def jobs_list_message(jobs: list[Job], *, has_more: bool) -> Message:
     if not jobs:
         text = "No fine-tuning jobs yet. Start one with `/finetune create`."
-        return Message(text=text, blocks=[section(text)])
+        return text_message(text)
     lines = [
         f"{status_text(j.status)}  `{j.id}`  {j.model or '-'}  {when(j.created_at)}" for j in jobs
     ]
@@ -135,7 +136,7 @@ def events_message(job_id: str, events: list[Event]) -> Message:
     """Events oldest first, as they happened."""
     if not events:
         text = f"Job `{job_id}` has no events yet."
-        return Message(text=text, blocks=[section(text)])
+        return text_message(text)
     lines = [f"{when(e.created_at)}  {(e.level or 'info').upper():<7} {e.message}" for e in events]
     return Message(
         text=f"{len(events)} events of job {job_id}",
@@ -155,7 +156,7 @@ def _metrics(metrics: dict[str, Any]) -> str:
 def checkpoints_message(job_id: str, checkpoints: list[Checkpoint]) -> Message:
     if not checkpoints:
         text = f"Job `{job_id}` has no checkpoints yet."
-        return Message(text=text, blocks=[section(text)])
+        return text_message(text)
     blocks: list[dict[str, Any]] = [section(f"*Checkpoints of `{job_id}`*")]
     for cp in checkpoints:
         files = len(cp.result_files)
@@ -171,7 +172,7 @@ def checkpoints_message(job_id: str, checkpoints: list[Checkpoint]) -> Message:
 def models_message(models: list[Model]) -> Message:
     if not models:
         text = "Nebius lists no models for this key."
-        return Message(text=text, blocks=[section(text)])
+        return text_message(text)
     names = sorted(m.id for m in models)
     return Message(
         text=f"{len(names)} models",
@@ -186,7 +187,7 @@ def cancel_confirm_message(job: Job) -> Message:
     """`/finetune cancel JOB` asks first: the button opens Slack's confirmation dialog."""
     if job.is_terminal:
         text = f"Job `{job.id}` has already ended ({status_text(job.status)}); nothing to cancel."
-        return Message(text=text, blocks=[section(text)])
+        return text_message(text)
     text = f"Cancel job `{job.id}` ({status_text(job.status)}, `{job.model or '-'}`)?"
     button_ = button(
         "Cancel job", Actions.CANCEL_JOB, job.id, style="danger", confirm=CANCEL_CONFIRM
@@ -196,7 +197,7 @@ def cancel_confirm_message(job: Job) -> Message:
 
 def cancelled_message(job: Job, user: str) -> Message:
     text = f"<@{user}> asked Nebius to cancel job `{job.id}`; its status is now {job.status}."
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def job_starting_message(plan: Any, user: str, *, estimate: str | None = None) -> Message:
@@ -226,7 +227,7 @@ def already_started_message(job_id: str | None) -> Message:
         text = f"This request already started job `{job_id}`; see its thread."
     else:
         text = "This request is already being started; its thread shows the progress."
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def duplicate_request_message(
@@ -399,17 +400,17 @@ def download_too_large_message(job_id: str, checkpoint_id: str, name: str, size:
         f":package: `{name}` ({human_size(size)}) is over Slack's 1 GB file limit. "
         f"Fetch it outside Slack: `finetune download {job_id} --checkpoint {checkpoint_id}`"
     )
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def watching_message(job: Job, user: str) -> Message:
     text = f":eyes: <@{user}> asked me to follow job `{job.id}` here."
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def already_watching_message(job_id: str, channel: str, thread_ts: str) -> Message:
     text = f"Job `{job_id}` is already followed in <#{channel}> (thread {thread_ts})."
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def checkpoint_files_message(job_id: str, checkpoint: Checkpoint, user: str) -> Message:
@@ -417,4 +418,4 @@ def checkpoint_files_message(job_id: str, checkpoint: Checkpoint, user: str) -> 
         f":package: <@{user}> asked for the files of checkpoint `{checkpoint.id}` "
         f"(step {checkpoint.step_number:,}) of job `{job_id}`."
     )
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)

@@ -2,7 +2,15 @@
 
 from collections.abc import Iterable
 
-from bot.blocks.common import actions, button, code_block, context, hinted_message, section
+from bot.blocks.common import (
+    actions,
+    button,
+    code_block,
+    context,
+    hinted_message,
+    section,
+    text_message,
+)
 from bot.blocks.ids import Actions
 from bot.chat_interface import Message
 
@@ -54,7 +62,7 @@ def mention_message(user: str | None) -> Message:
         f"{who}Hi! Share a `.jsonl` dataset in this channel and I will check it; "
         "`/finetune help` lists what else I can do."
     )
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 # ---- job starts a restart of the bot interrupted (bot/core/jobs.py resolves them)
@@ -117,7 +125,7 @@ def started_again_message(user: str, what: str, clicker: str) -> Message:
         f":leftwards_arrow_with_hook: <@{user}>'s fine-tuning job ({what}) was interrupted by a "
         f"restart of the bot; <@{clicker}> started it again (see the newer message)."
     )
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def start_again_gone_message() -> Message:
@@ -125,7 +133,7 @@ def start_again_gone_message() -> Message:
         "This request was already started again (see the channel), or it is too old to be "
         "started again from here; type the `/finetune create` again if you still want it."
     )
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 # ---- files Slack names by id only (Slack Connect, or still being processed)

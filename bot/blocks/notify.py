@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.blocks.common import context, section
+from bot.blocks.common import context, section, text_message
 from bot.chat_interface import Message
 
 # What each mode sends, as the help and the confirmation say it.
@@ -27,4 +27,4 @@ def notify_set_message(mode: str, user: str) -> Message:
 def notify_current_message(mode: str, explicit: bool) -> Message:
     how = "" if explicit else " (nobody has chosen yet)"
     text = f"Job threads in this channel receive {MODE_TEXT[mode]}{how}. {NOTIFY_HINT}"
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.blocks.common import button, context, section
+from bot.blocks.common import button, context, section, text_message
 from bot.blocks.forms import NO_VALIDATION
 from bot.blocks.ids import Actions
 from bot.chat_interface import Message
@@ -65,7 +65,7 @@ def retried_here_message(old_job: str, new_job: str, user: str, link: str | None
     """Into the old job's thread: where its retry is."""
     where = _where(link, new_job)
     text = f":repeat: <@{user}> retried job `{old_job}` as job `{new_job}` ({where})."
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def retry_of_message(old_job: str, new_job: str, *, edited: bool, link: str | None) -> Message:
@@ -74,7 +74,7 @@ def retry_of_message(old_job: str, new_job: str, *, edited: bool, link: str | No
     text = (
         f":repeat: Job `{new_job}` is a retry of job `{old_job}` {how} ({_where(link, old_job)})."
     )
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def already_retried_message(old_job: str, new_job: str | None, link: str | None) -> Message:
@@ -82,7 +82,7 @@ def already_retried_message(old_job: str, new_job: str | None, link: str | None)
         text = f"Job `{old_job}` is being retried already; its new thread shows the progress."
     else:
         text = f"Job `{old_job}` was retried already: job `{new_job}` ({_where(link, new_job)})."
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def cannot_retry_message(job_id: str, reason: str) -> Message:
@@ -101,7 +101,7 @@ def not_retryable_message(job: Job) -> Message:
         f"Job `{job.id}` is {job.status}: only a failed or cancelled job is retried "
         "(`/finetune create` starts another one)."
     )
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def _text_value(value: Any) -> str:

@@ -2,7 +2,15 @@
 
 from typing import Any
 
-from bot.blocks.common import actions, button, code_block, context, hinted_message, section
+from bot.blocks.common import (
+    actions,
+    button,
+    code_block,
+    context,
+    hinted_message,
+    section,
+    text_message,
+)
 from bot.blocks.ids import Actions
 from bot.chat_interface import Message
 from client.sizes import human_size
@@ -20,7 +28,7 @@ def download_progress_message(name: str, done: int, total: int | None, stage: st
         )
     else:
         text = f":inbox_tray: Downloading `{name}`: {human_size(done)}"
-    return Message(text=text, blocks=[section(text)])
+    return text_message(text)
 
 
 def upload_report(
