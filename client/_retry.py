@@ -7,8 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-
-import httpx
+from typing import TYPE_CHECKING
 
 from client.constants import (
     JITTER_FRACTION,
@@ -16,6 +15,9 @@ from client.constants import (
     RETRY_BASE_DELAY_S,
     RETRY_MAX_DELAY_S,
 )
+
+if TYPE_CHECKING:  # only annotated here; the engine imports this module without httpx
+    import httpx
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]

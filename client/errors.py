@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from client._retry import parse_retry_after
+
+if TYPE_CHECKING:  # only annotated here; the engine imports this module without httpx
+    import httpx
 
 REDACTED = "***"
 # Keys whose values are secrets wherever they appear in a request body or parameters.
