@@ -181,14 +181,18 @@ class Watcher:
             self._resolve_starts_soon()
 
     async def _keep_leases(self, now: float) -> None:
-        """Renews the lease when due if no renewer runs (`poll_due`), and takes this
-        process's share of the watches no live process holds."""
+        """Renews the lease when due if no renewer runs (`poll_due`), and brings this process
+        to its share of the watches: it takes free ones, or hands back what it holds beyond
+        its share once another process has started (not those it is polling now)."""
         if (self._renewer is None or self._renewer.done()) and now >= self._renew_at:
             await self.renew_lease()
-        for watch in await self.store.claim_watches():
+        taken, handed_back = await self.store.rebalance_watches(busy=set(self._inflight))
+        for watch in taken:
             # A watch taken over starts from the database, as its last holder left it.
             if watch.job_id not in self._inflight:
                 self._states.pop(watch.job_id, None)
+        for job_id in handed_back:
+            self._states.pop(job_id, None)
 
     async def schedule_due(self) -> float | None:
         """Starts polling every due watch this process holds and is not polling already,

@@ -19,7 +19,7 @@ import json
 import math
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -544,6 +544,32 @@ class Store(ABC):
             (self.session, *args, limit),
         )
         return sorted((watch_from(r) for r in rows), key=lambda w: w.job_id)
+
+    async def rebalance_watches(self, busy: Collection[str] = ()) -> tuple[list[Watch], list[str]]:
+        """Brings this process to its fair share of the active watches: below it, takes free
+        ones (`claim_watches`); above it (another process started since), hands the excess
+        back for the others to take at their next tick. Returns (taken, handed back)."""
+        share = await self._fair_share()
+        if share > 0:
+            return await self.claim_watches(share), []
+        if share < 0:
+            return [], await self._hand_back_watches(-share, busy)
+        return [], []
+
+    async def _hand_back_watches(self, count: int, busy: Collection[str]) -> list[str]:
+        """Frees up to `count` of this process's watches, newest first. Never one in `busy`
+        (being polled now) nor one with a post pending in the outbox: those stay until they
+        are settled, so a handed-back watch is never read back by its next holder."""
+        skip = list(busy)
+        not_busy = f"AND job_id NOT IN ({', '.join('?' * len(skip))}) " if skip else ""
+        rows = await self._fetch(
+            "UPDATE watches SET owner = NULL WHERE owner = ? AND job_id IN (SELECT job_id "
+            f"FROM watches WHERE done = 0 AND owner = ? {not_busy}AND job_id NOT IN "
+            "(SELECT job_id FROM outbox WHERE state = 'pending') "
+            f"ORDER BY created_at DESC, job_id DESC LIMIT ?{self.skip_locked}) RETURNING job_id",
+            (self.session, self.session, *skip, count),
+        )
+        return sorted(str(r["job_id"]) for r in rows)
 
     async def _fair_share(self) -> int:
         row = await self._one(
