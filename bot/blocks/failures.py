@@ -26,114 +26,106 @@ class Failure:
     """One row of the table: what went wrong and what to do about it."""
 
     key: str  # the engine's code, or a name for a pattern's row
-    codes: tuple[str, ...]
-    pattern: str | None  # matched against the error's message, case-insensitively
     what: str
     fix: str
+    codes: tuple[str, ...] = ()
+    pattern: str | None = None  # matched against the error's message, case-insensitively
 
 
-# The troubleshooting table. README's rows say the same; keep them together. A row: its key,
-# the engine's codes, a pattern of the message (None: by code only), what went wrong, the fix.
+# The troubleshooting table. README's rows say the same; keep them together.
 FAILURES: tuple[Failure, ...] = (
     Failure(
-        "out_of_memory",
-        ("out_of_memory", "oom", "cuda_out_of_memory"),
-        r"out of memory|\bOOM\b|can't allocate memory|CUDA error: out of memory",
-        "Training ran out of memory.",
-        SMALLER_RUN,
+        key="out_of_memory",
+        codes=("out_of_memory", "oom", "cuda_out_of_memory"),
+        pattern=r"out of memory|\bOOM\b|can't allocate memory|CUDA error: out of memory",
+        what="Training ran out of memory.",
+        fix=SMALLER_RUN,
     ),
     Failure(
-        "worker_killed",
-        ("worker_killed",),
-        None,
-        "The training process was killed, most often because it ran out of memory.",
-        SMALLER_RUN,
+        key="worker_killed",
+        codes=("worker_killed",),
+        what="The training process was killed, most often because it ran out of memory.",
+        fix=SMALLER_RUN,
     ),
     Failure(
-        "file_error",
-        ("file_error", "file_not_found"),
-        r"file .*not (found|ready)|no such file",
-        "A file the job needed could not be read.",
-        "Share the file again and retry; the bot uploads it afresh.",
+        key="file_error",
+        codes=("file_error", "file_not_found"),
+        pattern=r"file .*not (found|ready)|no such file",
+        what="A file the job needed could not be read.",
+        fix="Share the file again and retry; the bot uploads it afresh.",
     ),
     Failure(
-        "bad_dataset",
-        ("bad_dataset", "invalid_file", "invalid_training_file", "invalid_dataset"),
-        r"dataset|jsonl|invalid json|failed validation|chat template",
-        "The data could not be used for training.",
-        "Fix that line (`validate-jsonl FILE` lists every problem), share the file again "
+        key="bad_dataset",
+        codes=("bad_dataset", "invalid_file", "invalid_training_file", "invalid_dataset"),
+        pattern=r"dataset|jsonl|invalid json|failed validation|chat template",
+        what="The data could not be used for training.",
+        fix="Fix that line (`validate-jsonl FILE` lists every problem), share the file again "
         "and start a new job with it.",
     ),
     Failure(
-        "context_too_long",
-        ("context_length_exceeded",),
-        r"context length|maximum context|too many tokens|sequence length",
-        "An example is longer than the context length the job was given.",
-        "Raise `context_length`, or shorten the longest examples.",
+        key="context_too_long",
+        codes=("context_length_exceeded",),
+        pattern=r"context length|maximum context|too many tokens|sequence length",
+        what="An example is longer than the context length the job was given.",
+        fix="Raise `context_length`, or shorten the longest examples.",
     ),
     Failure(
-        "model_not_found",
-        ("model_not_found",),
-        r"model .*not (found|available|supported)|unknown model",
-        "The model is not available to fine-tune here.",
-        "Pick a model from `/finetune models` (Edit and retry opens the form).",
+        key="model_not_found",
+        codes=("model_not_found",),
+        pattern=r"model .*not (found|available|supported)|unknown model",
+        what="The model is not available to fine-tune here.",
+        fix="Pick a model from `/finetune models` (Edit and retry opens the form).",
     ),
     Failure(
-        "engine_restarted",
-        ("engine_restarted",),
-        None,
-        "The local engine stopped while the job ran, before its first checkpoint.",
-        "Retry: the job starts again from the beginning.",
+        key="engine_restarted",
+        codes=("engine_restarted",),
+        what="The local engine stopped while the job ran, before its first checkpoint.",
+        fix="Retry: the job starts again from the beginning.",
     ),
     Failure(
-        "worker_crashed",
-        ("worker_crashed",),
-        None,
-        "The training process stopped without finishing.",
-        "Retry. If it stops again, the engine's `jobs/<job id>/worker.log` has the whole log.",
+        key="worker_crashed",
+        codes=("worker_crashed",),
+        what="The training process stopped without finishing.",
+        fix="Retry. If it stops again, the engine's `jobs/<job id>/worker.log` has the whole log.",
     ),
     Failure(
-        "bad_spec",
-        ("bad_spec", "invalid_hyperparameters"),
-        r"hyperparameter",
-        "A setting of the job was refused.",
-        "Edit and retry with the setting the message names.",
+        key="bad_spec",
+        codes=("bad_spec", "invalid_hyperparameters"),
+        pattern=r"hyperparameter",
+        what="A setting of the job was refused.",
+        fix="Edit and retry with the setting the message names.",
     ),
     Failure(
-        "billing",
-        ("insufficient_quota", "billing", "payment_required"),
-        r"quota|insufficient (funds|balance|credits)|billing|payment",
-        "The account has no quota or credit left for this job.",
-        "Top up or raise the limit in the Nebius console, then retry.",
+        key="billing",
+        codes=("insufficient_quota", "billing", "payment_required"),
+        pattern=r"quota|insufficient (funds|balance|credits)|billing|payment",
+        what="The account has no quota or credit left for this job.",
+        fix="Top up or raise the limit in the Nebius console, then retry.",
     ),
     Failure(
-        "timeout",
-        ("timeout",),
-        r"timed? ?out|deadline exceeded",
-        "The job ran out of time on the server.",
-        "Retry with fewer `n_epochs` or a smaller dataset.",
+        key="timeout",
+        codes=("timeout",),
+        pattern=r"timed? ?out|deadline exceeded",
+        what="The job ran out of time on the server.",
+        fix="Retry with fewer `n_epochs` or a smaller dataset.",
     ),
     Failure(
-        "internal_error",
-        ("internal_error", "server_error"),
-        r"internal (server )?error",
-        "The fine-tuning server failed with an error of its own.",
-        "Retry. If it fails the same way again, tell Nebius support the job id.",
+        key="internal_error",
+        codes=("internal_error", "server_error"),
+        pattern=r"internal (server )?error",
+        what="The fine-tuning server failed with an error of its own.",
+        fix="Retry. If it fails the same way again, tell Nebius support the job id.",
     ),
 )
 UNKNOWN = Failure(
-    "unknown",
-    (),
-    None,
-    "The server gave a reason this bot does not know.",
-    "Read the message above; Retry runs the same job again.",
+    key="unknown",
+    what="The server gave a reason this bot does not know.",
+    fix="Read the message above; Retry runs the same job again.",
 )
 NO_REASON = Failure(
-    "no_reason",
-    (),
-    None,
-    "The server gave no reason.",
-    "Retry runs the same job again; `/finetune events JOB` shows what it reported.",
+    key="no_reason",
+    what="The server gave no reason.",
+    fix="Retry runs the same job again; `/finetune events JOB` shows what it reported.",
 )
 
 
