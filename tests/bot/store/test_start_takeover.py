@@ -69,9 +69,11 @@ async def test_a_start_left_by_a_dead_process_is_resolved_by_a_running_one_withi
     start = await running.pending_start("req-1")
     assert start is not None and start.phase == "interrupted"
     # When it was resolved: not before the dead one's lease and the grace after it had
-    # passed, and at one of the next renewals (every third of a lease). The watcher's tick,
-    # its lease renewer and other background work all sleep on the fake clock, each moving it
-    # on, the more so while real I/O is awaited, so the upper bound is loose: a restart is
-    # what it no longer waits for.
+    # passed. How soon after is not measurable here: the watcher's tick, its lease renewer
+    # and other background work all sleep on the fake clock, each moving it on, and they
+    # spin the faster the longer real I/O (the database, the fake Slack) takes, so fake
+    # seconds grow with the machine's load (106 s was seen on a loaded CI machine). That it
+    # came from a renewal of the running process, with no restart, is what the wait above
+    # (10 real seconds) shows.
     took = start.updated_at - killed_at
-    assert LEASE_S + running.takeover_grace_s <= took <= 3 * LEASE_S
+    assert took >= LEASE_S + running.takeover_grace_s
