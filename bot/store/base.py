@@ -528,14 +528,9 @@ class Store(ABC):
         )
         return [watch_from(r) for r in rows]
 
-    async def claim_watches(self, limit: int | None = None) -> list[Watch]:
+    async def _claim_watches(self, limit: int) -> list[Watch]:
         """Takes up to `limit` watches that no live process holds (new ones, or those of a
-        process whose lease lapsed), oldest first; returns them. With no limit: this
-        process's fair share, the active watches divided by the live processes."""
-        if limit is None:
-            limit = await self._fair_share()
-        if limit <= 0:
-            return []
+        process whose lease lapsed), oldest first; returns them."""
         gone, args = await self._not_live("owner")
         rows = await self._fetch(
             "UPDATE watches SET owner = ? WHERE job_id IN (SELECT job_id FROM watches "
@@ -546,12 +541,12 @@ class Store(ABC):
         return sorted((watch_from(r) for r in rows), key=lambda w: w.job_id)
 
     async def rebalance_watches(self, busy: Collection[str] = ()) -> tuple[list[Watch], list[str]]:
-        """Brings this process to its fair share of the active watches: below it, takes free
-        ones (`claim_watches`); above it (another process started since), hands the excess
+        """Brings this process to its fair share of the active watches: below it, takes those
+        no live process holds; above it (another process started since), hands the excess
         back for the others to take at their next tick. Returns (taken, handed back)."""
         share = await self._fair_share()
         if share > 0:
-            return await self.claim_watches(share), []
+            return await self._claim_watches(share), []
         if share < 0:
             return [], await self._hand_back_watches(-share, busy)
         return [], []

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import psycopg
 import pytest
 
-from bot.store import SQLiteStore, Store
+from bot.store import SQLiteStore, Store, Watch
 from tests.bot.fake_clock import FakeClock
 from tests.bot.store.postgres import empty_schema, server_url, temporary_database
 from tests.bot.watching import FakeJobs, start_watch
@@ -193,6 +193,12 @@ async def two_processes(open_shared_store: OpenStore, watch_job: WatchJob) -> Tw
     first = await open_shared_store()
     second = await open_shared_store()
     return TwoProcesses(first, second, await watch_job(first, "started", "step 1"))
+
+
+async def claimed(store: Store) -> list[Watch]:
+    """What `store`'s process takes at a tick of its watcher: its share of the free watches."""
+    taken, _ = await store.rebalance_watches()
+    return taken
 
 
 def lapse(clock: FakeClock, store: Store) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from bot.store import LeaseLost, SQLiteStore, Store
 from tests.bot.fake_clock import FakeClock
-from tests.bot.store.conftest import LEASE_S, OpenStore, lapse
+from tests.bot.store.conftest import LEASE_S, OpenStore, claimed, lapse
 
 PLAN = {"model": "m", "training": "F1", "training_name": "train.jsonl", "wandb": None}
 
@@ -28,7 +28,7 @@ async def add_watches(store: Store, n: int) -> None:
 async def test_a_watch_is_held_by_the_process_that_added_it(store: Store) -> None:
     await add_watches(store, 2)
     assert [w.job_id for w in await store.held_watches()] == ["job-0", "job-1"]
-    assert await store.claim_watches() == []  # nothing free: it holds them already
+    assert await claimed(store) == []  # nothing free: it holds them already
 
 
 async def test_a_restart_on_sqlite_resumes_its_watches_at_once(
@@ -39,7 +39,7 @@ async def test_a_restart_on_sqlite_resumes_its_watches_at_once(
     await add_watches(earlier, 2)
     await earlier.disconnect()  # killed
     later = SQLiteStore(tmp_path / "bot.sqlite3", clock=clock, lease_s=LEASE_S)
-    assert [w.job_id for w in await later.claim_watches()] == ["job-0", "job-1"]
+    assert [w.job_id for w in await claimed(later)] == ["job-0", "job-1"]
 
 
 async def test_a_killed_process_loses_its_watches_a_grace_after_its_lease_lapses(
@@ -50,16 +50,16 @@ async def test_a_killed_process_loses_its_watches_a_grace_after_its_lease_lapses
     b = await shared()
     c = await shared()
     await killed.disconnect()
-    assert await b.claim_watches() == []  # its lease still runs
+    assert await claimed(b) == []  # its lease still runs
     clock.advance(LEASE_S / 2)
     assert await b.renew_session() and await c.renew_session()
     clock.advance(LEASE_S / 2 + 1)  # past the killed one's lease, within the grace after it
     # A post it sent just before it died may still be on its way to Slack: nobody takes its
     # watches (and reads their threads back) yet.
-    assert await b.claim_watches() == [] and await c.claim_watches() == []
+    assert await claimed(b) == [] and await claimed(c) == []
     clock.advance(b.takeover_grace_s)  # past the grace, within the others' leases
 
-    taken_b, taken_c = await asyncio.gather(b.claim_watches(), c.claim_watches())
+    taken_b, taken_c = await asyncio.gather(claimed(b), claimed(c))
     # Each takes its fair share (4 watches, 2 live processes), none taken twice.
     ids_b, ids_c = {w.job_id for w in taken_b}, {w.job_id for w in taken_c}
     assert ids_b | ids_c == {f"job-{i}" for i in range(4)}
@@ -76,7 +76,7 @@ async def test_a_process_past_its_lease_cannot_post_for_a_watch_taken_over(
     other = await shared()
     lapse(clock, other)
     await other.renew_session()
-    (taken,) = await other.claim_watches()
+    (taken,) = await claimed(other)
 
     with pytest.raises(LeaseLost):
         await stalled.outbox_intent("job-0", "events", "C1", "0.1", last_event_id="e1")
@@ -125,7 +125,7 @@ async def test_the_answer_to_a_post_sent_before_a_takeover_does_not_set_the_watc
     new = await shared()
     lapse(clock, new)
     await new.renew_session()
-    assert len(await new.claim_watches()) == 1
+    assert len(await claimed(new)) == 1
     # The new holder found the post in the thread, and posted more after it.
     await new.outbox_done(late, None)
     more = await new.outbox_intent("job-0", "events", "C1", "0.1", last_event_id="e5")
@@ -139,7 +139,7 @@ async def test_a_closed_process_hands_its_watches_back_at_once(shared: OpenStore
     await add_watches(leaving, 2)
     staying = await shared()
     await leaving.close()  # a rolling restart: no waiting for the lease
-    assert len(await staying.claim_watches()) == 2
+    assert len(await claimed(staying)) == 2
 
 
 async def test_starts_of_a_live_process_are_its_own_and_of_a_dead_one_taken_once(

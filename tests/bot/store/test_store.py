@@ -5,7 +5,7 @@ from pathlib import Path
 
 from bot.store import PRUNE_EVERY, RETENTION_S, SQLiteStore, Store
 from tests.bot.fake_clock import FakeClock
-from tests.bot.store.conftest import OpenStore
+from tests.bot.store.conftest import OpenStore, claimed
 
 # A job request by content, remembered for ten minutes.
 CLAIM = {"user_id": "U1", "channel": "C1", "window_s": 600}
@@ -159,7 +159,7 @@ async def test_a_post_in_flight_stays_pending_across_a_restart_and_done_moves_th
     await store.close()
 
     store = await open_store()
-    assert len(await store.claim_watches()) == 2  # as the restarted watcher does first
+    assert len(await claimed(store)) == 2  # as the restarted watcher does first
     assert [(e.job_id, e.kind) for e in await store.pending_outbox()] == [
         ("job-1", "events"),
         ("job-2", "summary"),
